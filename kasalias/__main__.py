@@ -1,0 +1,7 @@
+"""``python -m kasalias``."""
+
+import sys
+
+from kasalias.cli import main
+
+sys.exit(main())

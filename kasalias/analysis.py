@@ -1,0 +1,166 @@
+"""The analysis: one pass over vmlinux and every module, giving the symbol frequency and
+the alias of every duplicated symbol the policy covers."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from kasalias.aliastable import AliasRow, AliasTable, symbol_keys
+from kasalias.errors import KasaliasError
+from kasalias.kallsyms_rules import VmlinuxRules, module_keeps
+from kasalias.naming import Copy, assign
+from kasalias.policy import Policy
+from kasalias.srcloc import DwarfSource, PathMapper, SourceLoc
+from kasalias.symbfreq import SymbolFrequency, name_key
+from kasalias.symbols import ElfImage, Symbol
+
+log = logging.getLogger(__name__)
+VMLINUX = "vmlinux"
+
+
+def module_name(path: Path | str) -> str:
+    """KBUILD_MODNAME of a module file: ``kobject-example.ko`` -> ``kobject_example``."""
+    name = Path(path).name
+    name = re.sub(r"\.(ko|o)(\.(xz|gz|zst))?$", "", name)
+    return name.replace("-", "_")
+
+
+@dataclass
+class LoadedImage:
+    """An image's kallsyms-visible symbols (the file itself is closed again)."""
+
+    name: str
+    path: Path
+    visible: list[Symbol]
+    keys: dict[int, tuple[int, str, int]]
+    group_names: list[str]
+
+
+def load_vmlinux(path: Path, rules: VmlinuxRules) -> LoadedImage:
+    with ElfImage(path) as img:
+        visible = [s for s in img.symbols if s.name and rules.keeps(s.name, s.letter)]
+        return LoadedImage(VMLINUX, path, visible, symbol_keys(img.symbols), img.file_groups())
+
+
+def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
+    with ElfImage(path) as img:
+        if not img.is_relocatable:
+            raise KasaliasError(f"{path}: not a relocatable object (ET_REL): not a kernel module")
+        secs, n = img.sections, len(img.sections)
+        visible = [s for s in img.symbols
+                   if s.shndx < n and module_keeps(s.name, s.type, s.shndx, secs[s.shndx].name,
+                                                   secs[s.shndx].flags, n, kallsyms_all)]
+        return LoadedImage(module_name(path), path, visible, symbol_keys(img.symbols), img.file_groups())
+
+
+class Progress:
+    """``[k/n] what`` on stderr, only when stderr is a terminal (never under make or in a pipe)."""
+
+    def __init__(self, total: int, what: str) -> None:
+        self.total, self.what, self.n = total, what, 0
+        self.on = sys.stderr.isatty() and total > 20
+
+    def step(self, item: str = "") -> None:
+        self.n += 1
+        if self.on:
+            sys.stderr.write(f"\r\x1b[K{self.what} [{self.n}/{self.total}] {item[-60:]}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.on:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+@dataclass
+class Occurrence:
+    """One kallsyms entry of a duplicated name, for reports."""
+
+    image: str
+    symbol: Symbol
+    loc: SourceLoc | None
+    alias: str | None
+    covered: bool
+
+
+@dataclass
+class Analysis:
+    freq: SymbolFrequency
+    table: AliasTable
+    problems: list[str] = field(default_factory=list)
+    occurrences: dict[str, list[Occurrence]] = field(default_factory=dict)
+
+
+def load_images(vmlinux: Path | None, modules: Iterable[Path], rules: VmlinuxRules,
+                kallsyms_all: bool = True) -> list[LoadedImage]:
+    modules = list(modules)
+    images = [load_vmlinux(vmlinux, rules)] if vmlinux is not None else []
+    progress = Progress(len(modules), "reading modules")
+    for m in modules:
+        progress.step(str(m))
+        images.append(load_module(m, kallsyms_all))
+    progress.done()
+    names = [i.name for i in images]
+    dup = sorted({n for n in names if names.count(n) > 1}) if len(names) != len(set(names)) else []
+    if dup:
+        raise KasaliasError(f"two modules with the same name: {', '.join(dup)}")
+    return images
+
+
+def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
+            freq: SymbolFrequency | None = None, taken: frozenset[str] = frozenset(),
+            collect: bool = False, keep: Callable[[LoadedImage], bool] = lambda i: True) -> Analysis:
+    """Alias the duplicated names of ``images`` (all of them, or those ``keep`` selects).
+
+    ``freq`` defaults to the frequency over ``images``; a module built later
+    passes the shipped one (plus its own names) instead.
+    """
+    if freq is None:
+        freq = SymbolFrequency()
+        for img in images:
+            freq.add(s.name for s in img.visible)
+    copies: list[Copy] = []
+    problems: list[str] = []
+    occurrences: dict[str, list[Occurrence]] = {}
+    work = [img for img in images if keep(img)]
+    progress = Progress(len(work), "reading DWARF")
+    for img in work:
+        progress.step(str(img.path))
+        dups = [s for s in img.visible if freq[s.name] > 1]
+        targets = [s for s in dups if policy.covers(s)]
+        locs: dict[int, SourceLoc] = {}
+        if targets:
+            with ElfImage(img.path) as elf:
+                locs = DwarfSource(elf, paths).locate(targets)
+        for s in targets:
+            loc = locs.get(s.index)
+            if loc is None:
+                problems.append(f"{img.name}: {s.name}: no source location in DWARF; no alias")
+                continue
+            copies.append(Copy(img.name, (img.name, img.keys[s.index]), s.name, loc))
+        if collect:
+            covered = {s.index for s in targets}
+            for s in dups:
+                occurrences.setdefault(name_key(s.name), []).append(
+                    Occurrence(img.name, s, locs.get(s.index), None, s.index in covered))
+    progress.done()
+    aliases, naming_problems = assign(copies, taken)
+    problems.extend(naming_problems)
+    by_image = {img.name: img for img in images}
+    rows = []
+    for c, alias in aliases.items():
+        image, (group, symbol, ordinal) = c.key  # type: ignore[misc]
+        groups = by_image[image].group_names
+        rows.append(AliasRow(image, group, groups[group] if 0 <= group < len(groups) else "", symbol, ordinal,
+                             alias, f"{c.loc.decl_file}:{c.loc.decl_line}", c.loc.cu))
+    if collect:
+        by_key = {(r.image, r.key): r.alias for r in rows}
+        for occ_list in occurrences.values():
+            for o in occ_list:
+                o.alias = by_key.get((o.image, by_image[o.image].keys[o.symbol.index]))
+    return Analysis(freq, AliasTable(rows, (i.name for i in work)), problems, occurrences)

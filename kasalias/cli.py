@@ -1,0 +1,208 @@
+"""Command line: ``kasalias SUBCOMMAND ...`` (also ``python -m kasalias``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+from kasalias import __version__
+from kasalias.errors import KasaliasError
+
+log = logging.getLogger("kasalias")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, like every other kasalias error (argparse would add a usage block).
+        self.exit(2, f"kasalias: error: {message} (see 'kasalias {self.prog.split()[-1]} --help')\n"
+                  if " " in self.prog else f"kasalias: error: {message} (see 'kasalias --help')\n")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"kasalias: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _paths_mapper(args: argparse.Namespace):  # -> PathMapper
+    from kasalias.srcloc import PathMapper
+
+    return PathMapper(str(args.srctree.resolve()) if args.srctree else None,
+                      str(args.objtree.resolve()) if args.objtree else None)
+
+
+def _rules(args: argparse.Namespace):  # -> VmlinuxRules
+    from kasalias.kallsyms_rules import builtin_rules, rules_from_tree
+
+    tree = args.rules_tree or args.srctree
+    if tree is not None and (tree / "scripts" / "mksysmap").is_file():
+        return rules_from_tree(tree)
+    if args.kernel_version:
+        major, _, minor = args.kernel_version.partition(".")
+        if not (major.isdigit() and minor.split(".")[0].isdigit()):
+            raise KasaliasError(f"--kernel-version {args.kernel_version!r}: expected MAJOR.MINOR, e.g. 6.12")
+        return builtin_rules((int(major), int(minor.split(".")[0])))
+    return builtin_rules((6, 12))
+
+
+def _module_list(args: argparse.Namespace) -> list[Path]:
+    """Module objects from --modules-order (Kbuild's modules.order) and --module."""
+    mods: list[Path] = []
+    if args.modules_order:
+        base = args.objtree or args.modules_order.parent
+        try:
+            lines = args.modules_order.read_text().split()
+        except OSError as e:
+            raise KasaliasError(f"{args.modules_order}: cannot read: {e.strerror}") from None
+        for line in lines:
+            p = base / line
+            # 6.1 lists X.ko, which does not exist yet at vmlinux link time: use X.o.
+            if p.suffix == ".ko" and not p.exists() and p.with_suffix(".o").exists():
+                p = p.with_suffix(".o")
+            mods.append(p)
+    mods.extend(getattr(args, "module", None) or [])
+    if getattr(args, "modules_dir", None):
+        d: Path = args.modules_dir
+        if not d.is_dir():
+            raise KasaliasError(f"{d}: not a directory")
+        mods.extend(sorted(p for p in d.rglob("*.ko") if p.is_file()))
+    for m in mods:
+        if not m.is_file():
+            raise KasaliasError(f"{m}: no such module file")
+    return mods
+
+
+def _policy(args: argparse.Namespace):  # -> Policy
+    from kasalias.policy import Policy
+
+    return Policy(text=not args.no_text, data=args.data)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from kasalias.analysis import analyze, load_images
+
+    images = load_images(args.vmlinux, _module_list(args), _rules(args))
+    result = analyze(images, _paths_mapper(args), _policy(args))
+    for p in result.problems:
+        log.warning("%s", p)
+    out: Path = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    result.freq.write(out / "modules.symbfreq")
+    result.table.write(out / "modules.symalias")
+    log.info("%d names, %d aliases", len(result.freq.counts), len(result.table.rows))
+    return 0
+
+
+def cmd_syms(args: argparse.Namespace) -> int:
+    from kasalias.aliastable import AliasTable
+    from kasalias.syms import add_aliases
+
+    n = add_aliases(args.input, args.image, AliasTable.read(args.aliases), args.output)
+    log.info("%s: %d aliases added", args.output, n)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from kasalias.analysis import analyze, load_images
+    from kasalias.report import render_json, render_text
+
+    policy = _policy(args)
+    images = load_images(args.vmlinux, _module_list(args), _rules(args))
+    result = analyze(images, _paths_mapper(args), policy, collect=True)
+    text = render_json(result, policy) if args.json else render_text(result, policy)
+    if args.output:
+        from kasalias.fsutil import write_text_atomic
+
+        write_text_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_module(args: argparse.Namespace) -> int:
+    from kasalias.aliastable import AliasTable
+    from kasalias.modwriter import aliases_for_module, write_module
+    from kasalias.symbfreq import SymbolFrequency
+
+    if args.input.resolve() == args.output.resolve():
+        raise KasaliasError(f"{args.output}: the output must not be the input")
+    table = AliasTable.read(args.aliases)
+    freq = SymbolFrequency.read(args.symbfreq) if args.symbfreq else None
+    new = aliases_for_module(args.input, table, freq, _paths_mapper(args), _policy(args))
+    write_module(args.input, args.output, new, args.objcopy)
+    log.info("%s: %d aliases", args.output, len(new))
+    return 0
+
+
+def _common_tree_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--srctree", type=Path, help="the kernel source tree (paths in aliases are relative to it)")
+    p.add_argument("--objtree", type=Path, help="the build directory (O=), where modules.order paths start")
+    p.add_argument("--rules-tree", type=Path,
+                   help="read kallsyms rules (scripts/mksysmap) from this kernel tree (default: --srctree)")
+    p.add_argument("--kernel-version", help="built-in kallsyms rules for this version when no tree is given")
+    p.add_argument("--data", action="store_true", help="alias duplicated data symbols too")
+    p.add_argument("--no-text", action="store_true", help="do not alias text symbols")
+    p.add_argument("--modules-order", type=Path, help="Kbuild's modules.order")
+    p.add_argument("--module", type=Path, action="append", help="a module object or .ko (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kasalias", description="Unique, source-derived kallsyms aliases for duplicated kernel symbol names.")
+    parser.add_argument("--version", action="version", version=f"kasalias {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("analyze", help="vmlinux + modules -> modules.symbfreq and the alias table")
+    p.add_argument("--vmlinux", type=Path, required=True, help="vmlinux.o or vmlinux, with DWARF")
+    _common_tree_args(p)
+    p.add_argument("-o", "--output-dir", type=Path, default=Path("."),
+                   help="where modules.symbfreq and modules.symalias go (default: .)")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("syms", help="a mksysmap .syms file -> a NEW one with alias lines, for scripts/kallsyms")
+    p.add_argument("--aliases", type=Path, required=True, help="modules.symalias from 'kasalias analyze'")
+    p.add_argument("--image", type=Path, required=True, help="the image the .syms file was made from")
+    p.add_argument("input", type=Path, help="the .syms file (not modified)")
+    p.add_argument("output", type=Path, help="the new file")
+    p.set_defaults(func=cmd_syms)
+
+    p = sub.add_parser("report", help="duplicated names of a built kernel, their sources and aliases")
+    p.add_argument("--vmlinux", type=Path, required=True, help="vmlinux with DWARF (e.g. from a -dbg package)")
+    p.add_argument("--modules-dir", type=Path, help="a directory searched for *.ko files")
+    _common_tree_args(p)
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("module", help="X.ko -> a NEW X.ko.aliased with alias symbols (X.ko is not modified)")
+    p.add_argument("--aliases", type=Path, required=True, help="modules.symalias from 'kasalias analyze'")
+    p.add_argument("--symbfreq", type=Path,
+                   help="modules.symbfreq: alias a module that was not analysed (built out of tree)")
+    p.add_argument("--objcopy", default="objcopy", help="GNU objcopy to run (Kbuild's $(OBJCOPY))")
+    p.add_argument("--srctree", type=Path, help="source tree of the module (out of tree: its directory's parent)")
+    p.add_argument("--objtree", type=Path, help="build directory")
+    p.add_argument("--data", action="store_true", help="alias duplicated data symbols too (out of tree)")
+    p.add_argument("--no-text", action="store_true", help="do not alias text symbols (out of tree)")
+    p.add_argument("input", type=Path, help="the module (not modified)")
+    p.add_argument("output", type=Path, help="the new file, usually X.ko.aliased")
+    p.set_defaults(func=cmd_module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_Formatter())
+    logging.basicConfig(handlers=[handler], level=logging.WARNING - 10 * min(args.verbose, 2))
+    try:
+        return int(args.func(args))
+    except KasaliasError as e:
+        sys.stderr.write(f"kasalias: error: {e}\n")
+        return 1
+    except OSError as e:
+        sys.stderr.write(f"kasalias: error: {e.filename or ''}: {e.strerror}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,50 @@
+"""``kasalias report``: every duplicated name of a built kernel, its copies, their source
+and their aliases, as a table or as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kasalias.analysis import Analysis
+from kasalias.policy import Policy
+
+
+def as_dict(analysis: Analysis, policy: Policy) -> dict[str, Any]:
+    names = []
+    for name in sorted(analysis.occurrences):
+        occ = analysis.occurrences[name]
+        copies = []
+        for o in sorted(occ, key=lambda o: (o.image, o.symbol.value, o.symbol.name)):
+            copies.append({
+                "image": o.image,
+                "symbol": o.symbol.name,
+                "type": o.symbol.letter,
+                "address": f"{o.symbol.value:016x}",
+                "decl_file": o.loc.decl_file if o.loc else None,
+                "decl_line": o.loc.decl_line if o.loc else None,
+                "cu": o.loc.cu if o.loc else None,
+                "covered": o.covered,
+                "alias": o.alias,
+            })
+        names.append({"name": name, "count": analysis.freq[name], "copies": copies})
+    return {"policy": policy.describe(), "duplicated_names": len(names),
+            "aliases": len(analysis.table.rows), "names": names, "problems": analysis.problems}
+
+
+def render_json(analysis: Analysis, policy: Policy) -> str:
+    return json.dumps(as_dict(analysis, policy), indent=1, sort_keys=True) + "\n"
+
+
+def render_text(analysis: Analysis, policy: Policy) -> str:
+    d = as_dict(analysis, policy)
+    out = [f"# {d['duplicated_names']} duplicated names, {d['aliases']} aliases (policy: {d['policy']})"]
+    for n in d["names"]:
+        out.append(f"{n['name']}  ({n['count']} copies)")
+        for c in n["copies"]:
+            src = f"{c['decl_file']}:{c['decl_line']} [{c['cu']}]" if c["decl_file"] else "-"
+            alias = c["alias"] or ("-" if c["covered"] else "(not covered by policy)")
+            out.append(f"  {c['image']:<16} {c['address']} {c['type']}  {src}  {alias}")
+    for p in d["problems"]:
+        out.append(f"# problem: {p}")
+    return "\n".join(out) + "\n"

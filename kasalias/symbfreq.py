@@ -1,0 +1,56 @@
+"""Symbol frequency: how often each name occurs in kallsyms over vmlinux and all modules.
+
+``modules.symbfreq`` holds one ``name:count`` line per name, sorted by name
+(bytewise), so that modules built later, out of tree, can tell which of their
+names collide with the kernel's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+from kasalias.errors import KasaliasError
+from kasalias.fsutil import write_atomic
+
+_LLVM_SUFFIX = re.compile(r"\.llvm\.\d+$")
+
+
+def name_key(name: str) -> str:
+    """The name as kallsyms users match it: ThinLTO's ``.llvm.<hash>`` promotion suffix
+    is not part of it (the kernel's cleanup_symbol_name() drops it too)."""
+    return _LLVM_SUFFIX.sub("", name)
+
+
+class SymbolFrequency:
+    def __init__(self, counts: Counter[str] | None = None) -> None:
+        self.counts: Counter[str] = counts if counts is not None else Counter()
+
+    def add(self, names: Iterable[str]) -> None:
+        self.counts.update(name_key(n) for n in names)
+
+    def __getitem__(self, name: str) -> int:
+        return self.counts.get(name_key(name), 0)
+
+    def render(self) -> bytes:
+        items = sorted((n.encode("utf-8", "surrogateescape"), c) for n, c in self.counts.items())
+        return b"".join(b"%s:%d\n" % (n, c) for n, c in items)
+
+    def write(self, path: Path) -> bool:
+        return write_atomic(path, self.render(), only_if_changed=True)
+
+    @classmethod
+    def read(cls, path: Path) -> SymbolFrequency:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise KasaliasError(f"{path}: cannot read: {e.strerror}") from None
+        counts: Counter[str] = Counter()
+        for lineno, line in enumerate(data.splitlines(), 1):
+            name, sep, count = line.rpartition(b":")
+            if not sep or not name or not count.isdigit():
+                raise KasaliasError(f"{path}:{lineno}: not a 'name:count' line")
+            counts[name.decode("utf-8", "surrogateescape")] = int(count)
+        return cls(counts)
