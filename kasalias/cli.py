@@ -136,6 +136,29 @@ def cmd_module(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gen(args: argparse.Namespace) -> int:
+    from kasalias.buildgen import GenConfig, generate
+
+    objtree = args.objtree.resolve()
+    cfg = GenConfig(objtree=objtree, srctree=args.srctree.resolve(), modules_order=args.modules_order,
+                    vmlinux=args.vmlinux, ninja_file=args.ninja_file, make_file=args.make_file,
+                    python=args.python, objcopy=args.objcopy, nm=args.nm, syms=args.syms,
+                    extra=tuple(args.analyze_option or ()))
+    # The generator edge re-runs this command from objtree, where ninja runs.
+    argv = ["gen", "--objtree", ".", "--srctree", str(cfg.srctree), "--modules-order", cfg.modules_order,
+            "--vmlinux", cfg.vmlinux, "--ninja-file", cfg.ninja_file, "--python", cfg.python,
+            "--objcopy", cfg.objcopy, "--nm", cfg.nm]
+    if cfg.make_file:
+        argv += ["--make-file", cfg.make_file]
+    if cfg.syms:
+        argv += ["--syms", cfg.syms]
+    for opt in cfg.extra:
+        argv += [f"--analyze-option={opt}"]
+    for rel in generate(cfg, argv):
+        log.info("wrote %s", rel)
+    return 0
+
+
 def _common_tree_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--srctree", type=Path, help="the kernel source tree (paths in aliases are relative to it)")
     p.add_argument("--objtree", type=Path, help="the build directory (O=), where modules.order paths start")
@@ -188,6 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="the module (not modified)")
     p.add_argument("output", type=Path, help="the new file, usually X.ko.aliased")
     p.set_defaults(func=cmd_module)
+    p = sub.add_parser("gen", help="render the ninja file and Make fragment of the per-module steps")
+    p.add_argument("--objtree", type=Path, required=True, help="the build directory; ninja runs there")
+    p.add_argument("--srctree", type=Path, required=True, help="the source tree")
+    p.add_argument("--modules-order", default="modules.order", help="relative to objtree (default: %(default)s)")
+    p.add_argument("--vmlinux", default="vmlinux.o", help="what the analysis reads (default: %(default)s)")
+    p.add_argument("--ninja-file", default="kasalias.ninja", help="relative to objtree (default: %(default)s)")
+    p.add_argument("--make-file", help="also write this Make fragment (relative to objtree)")
+    p.add_argument("--python", default="python3", help="Python with kasalias installed ($(PYTHON3))")
+    p.add_argument("--objcopy", default="objcopy", help="$(OBJCOPY)")
+    p.add_argument("--nm", default="nm", help="$(NM)")
+    p.add_argument("--syms", help="also write this vmlinux kallsyms list (nm -n vmlinux + aliases)")
+    p.add_argument("--analyze-option", action="append", help="pass this option to 'kasalias analyze'")
+    p.set_defaults(func=cmd_gen)
     return parser
 
 

@@ -29,13 +29,9 @@ SHN_UNDEF, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFFF1, 0xFFF2, 0xFFFF
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
 SHT_NOBITS = 8
 
-# binutils' table of section-name prefixes with a fixed letter (bfd/syms.c stt[]).
-_COFF_SECTION_TYPES = (
-    (".bss", "b"), (".code", "t"), (".data", "d"), ("*DEBUG*", "N"), (".debug", "N"),
-    (".drectve", "i"), (".edata", "e"), (".fini", "t"), (".idata", "i"), (".init", "t"),
-    (".pdata", "p"), (".rdata", "r"), (".rodata", "r"), (".sbss", "s"), (".scommon", "c"),
-    (".sdata", "g"), (".text", "t"), (".vars", "d"), (".zerovars", "b"),
-)
+# binutils' (2.3x and later) table of section-name prefixes with a fixed letter
+# (bfd/syms.c stt[]); every other section gets its letter from its flags.
+_COFF_SECTION_TYPES = ((".drectve", "i"), (".edata", "e"), (".idata", "i"), (".pdata", "p"))
 _DEBUG_PREFIXES = (".debug", ".gnu.debuglto_.debug_", ".gnu.linkonce.wi.", ".zdebug", ".line", ".stab")
 
 
@@ -124,6 +120,11 @@ class ElfImage:
             self._file: BinaryIO = open(self.path, "rb")
         except OSError as e:
             raise KasaliasError(f"{path}: cannot open: {e.strerror}") from None
+        magic = self._file.read(4)
+        self._file.seek(0)
+        if magic in (b"BC\xc0\xde", b"\xde\xc0\x17\x0b"):
+            self._file.close()
+            raise KasaliasError(f"{path}: LLVM bitcode (an LTO object), not ELF; use the linked .ko")
         try:
             self.elf = ELFFile(self._file)
             self.sections = [self._section(i, s) for i, s in enumerate(self.elf.iter_sections())]

@@ -1,0 +1,105 @@
+"""Bad input gets one 'kasalias: error: ...' line, a non-zero exit, and no output file."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import Build, run_kasalias
+
+
+def assert_one_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode != 0
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kasalias: error: "), proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    assert proc.stdout == ""
+
+
+def analyze_args(build: Build, vmlinux: Path, out: Path) -> list[object]:
+    return ["analyze", "--vmlinux", vmlinux, "--modules-order", build.objtree / "modules.order",
+            "--objtree", build.objtree, "--srctree", build.srctree, "-o", out]
+
+
+@pytest.fixture
+def bad_inputs(build5: Build, tmp_path: Path) -> dict[str, Path]:
+    good = build5.vmlinux_o.read_bytes()
+    paths = {"text": tmp_path / "text.o", "truncated": tmp_path / "truncated.o",
+             "stripped": tmp_path / "stripped.o", "nodwarf": tmp_path / "nodwarf.o",
+             "missing": tmp_path / "does-not-exist.o"}
+    paths["text"].write_text("this is not an ELF file\n")
+    paths["truncated"].write_bytes(good[: len(good) // 3])
+    subprocess.run(["strip", "-o", str(paths["stripped"]), str(build5.vmlinux_o)], check=True)
+    subprocess.run(["strip", "--strip-debug", "-o", str(paths["nodwarf"]), str(build5.vmlinux_o)], check=True)
+    return paths
+
+
+@pytest.mark.parametrize("kind,needle", [("text", "not a readable ELF"), ("truncated", "truncated"),
+                                         ("stripped", "no symbol table"), ("nodwarf", "no DWARF"),
+                                         ("missing", "cannot open")])
+def test_analyze_bad_vmlinux(kind: str, needle: str, build5: Build, bad_inputs: dict[str, Path],
+                             tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_kasalias(*analyze_args(build5, bad_inputs[kind], out), check=False)
+    assert_one_error(proc, needle)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_analyze_missing_module(build5: Build, tmp_path: Path) -> None:
+    order = tmp_path / "modules.order"
+    order.write_text("no/such/module.o\n")
+    proc = run_kasalias("analyze", "--vmlinux", build5.vmlinux_o, "--modules-order", order, "--objtree",
+                        build5.objtree, "-o", tmp_path / "out", check=False)
+    assert_one_error(proc, "no such module")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [([], "required"), (["analyze"], "--vmlinux"),
+                                         (["frobnicate"], "invalid choice"),
+                                         (["syms", "--aliases", "x"], "required"),
+                                         (["analyze", "--vmlinux", "v", "--bogus"], "unrecognized")])
+def test_wrong_arguments(argv: list[str], needle: str) -> None:
+    proc = run_kasalias(*argv, check=False)
+    assert proc.returncode == 2
+    assert_one_error(proc, needle)
+
+
+def test_syms_bad_line_leaves_no_output(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    syms = tmp_path / "in.syms"
+    syms.write_text("ffffffff81000000 T _start\nthis is not a syms line\n")
+    out = tmp_path / "out.syms"
+    proc = run_kasalias("syms", "--aliases", analysis5 / "modules.symalias", "--image", build5.vmlinux, syms, out,
+                        check=False)
+    assert_one_error(proc, ":2:", "ADDR TYPE NAME")
+    assert not out.exists()
+
+
+def test_syms_not_an_alias_table(build5: Build, tmp_path: Path) -> None:
+    (tmp_path / "t").write_text("name:1\n")
+    proc = run_kasalias("syms", "--aliases", tmp_path / "t", "--image", build5.vmlinux, tmp_path / "t",
+                        tmp_path / "o", check=False)
+    assert_one_error(proc, "not a kasalias alias table")
+    assert not (tmp_path / "o").exists()
+
+
+def test_module_errors_leave_input_alone(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    table = analysis5 / "modules.symalias"
+    minix = tmp_path / "minix.ko"
+    shutil.copy2(build5.ko("minix"), minix)
+    before = (minix.read_bytes(), minix.stat().st_mtime_ns)
+    cases = [
+        (["--objcopy", "/no/such/objcopy", minix, tmp_path / "a.ko.aliased"], "/no/such/objcopy"),
+        (["--objcopy", "false", minix, tmp_path / "b.ko.aliased"], "false failed"),
+        ([minix, tmp_path / "no-such-dir" / "c.ko.aliased"], "does not exist"),
+        ([build5.vmlinux, tmp_path / "d.ko.aliased"], "not a relocatable"),
+        ([minix, minix], "must not be the input"),
+    ]
+    for args, needle in cases:
+        proc = run_kasalias("module", "--aliases", table, *args, check=False)
+        assert_one_error(proc, needle)
+    assert (minix.read_bytes(), minix.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["minix.ko"]
