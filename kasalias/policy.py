@@ -21,6 +21,7 @@ _GENERATED_LOCALS = (
     "CSWTCH",  # GCC's switch conversion tables
     "__compound_literal",  # GCC's compound literals
     "__already_done", "__print_once", "__warned", "__done",  # WARN_ONCE/printk_once flags
+    "___once_key", "___done",  # DO_ONCE()
     "___tp_str", "__tpstrtab",  # tracepoint format strings
     "_rs",  # printk_ratelimited() state
     "descriptor", "__UNIQUE_ID_ddebug",  # dynamic debug descriptors

@@ -17,7 +17,7 @@ of :meth:`ElfImage.section_bases`.
 from __future__ import annotations
 
 import bisect
-import io
+import mmap
 import logging
 import os
 import posixpath
@@ -25,11 +25,9 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable
 
-from elftools.common.exceptions import DWARFError, ELFError
-from elftools.dwarf.compileunit import CompileUnit
-from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DwarfConfig, DWARFInfo
-
-from kasalias.dwarfscan import CUScanner, Entry, read_cstring
+from kasalias.dwarfscan import (F_LINE_STRP, F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4, F_GNU_STR_INDEX,
+                                Abbrev, Entry, Unit, UnitReader, abbrev_table, cstring, line_table_files,
+                                range_list, uint, uleb, units)
 from kasalias.errors import KasaliasError
 from kasalias.symbols import ElfImage, Symbol
 
@@ -39,6 +37,7 @@ SHF_COMPRESSED = 0x800
 SHT_RELA = 4
 _DEBUG_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line", ".debug_line_str",
                    ".debug_aranges", ".debug_addr", ".debug_str_offsets", ".debug_ranges", ".debug_rnglists")
+_STRX = {F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4, F_GNU_STR_INDEX}
 # Absolute relocation types (x86-64, AArch64) and their widths; DWARF uses no others.
 _ABS_RELOCS = {1: 8, 10: 4, 11: 4, 257: 8, 258: 4, 0: 0}
 
@@ -91,18 +90,6 @@ def _norm(p: str) -> str:
     return posixpath.normpath(p) if p else p
 
 
-@dataclass
-class _CU:
-    offset: int
-    unit: CompileUnit
-    name: str
-    comp_dir: str
-    str_offsets_base: int
-    addr_base: int
-    stmt_list: int | None
-    ranges: list[tuple[int, int]]
-
-
 class DwarfSource:
     """The DWARF of one image, opened for source-identity lookups."""
 
@@ -110,30 +97,39 @@ class DwarfSource:
         self.image = image
         self.paths = paths
         self._data = self._load_sections()
-        if ".debug_info" not in self._data or ".debug_abbrev" not in self._data:
+        info = self._data.get(".debug_info")
+        if info is None or ".debug_abbrev" not in self._data:
             raise KasaliasError(f"{image.path}: no DWARF debug information (.debug_info); "
                                 "build with CONFIG_DEBUG_INFO")
+        self._info = info
+        self._abbrev = self._data[".debug_abbrev"]
         try:
-            self.dwarf = self._dwarfinfo()
-            self.cus = self._read_cus()
-        except (DWARFError, ELFError, struct.error, IndexError, KeyError, ValueError) as e:
+            self.units = [u for u in units(info) if u.unit_type in (1, 3)]  # compile and partial units
+        except (IndexError, struct.error) as e:
             raise KasaliasError(f"{image.path}: malformed DWARF ({e})") from None
-        self._cu_offsets = [c.offset for c in self.cus]
+        self._unit_offsets = [u.offset for u in self.units]
+        self._tops: dict[int, Entry] = {}
+        self._readers: dict[int, UnitReader] = {}
+        self._files: dict[int, tuple[int, list[str], list[tuple[str, int]]]] = {}
         self._aranges = self._read_aranges()
-        self._scanners: dict[int, CUScanner] = {}
-        self._files: dict[int, list[str]] = {}
 
     # -- loading -------------------------------------------------------------------------
 
-    def _load_sections(self) -> dict[str, bytes]:
+    def _load_sections(self) -> dict[str, memoryview]:
+        """Debug sections: mapped from the file where possible, else read (and relocated)."""
         image = self.image
-        out: dict[str, bytes] = {}
+        out: dict[str, memoryview] = {}
         symvals: list[int] | None = None
+        mapped = mmap.mmap(image.fileno(), 0, access=mmap.ACCESS_READ) if not image.is_relocatable else None
         for sec in image.sections:
-            if sec.name not in _DEBUG_SECTIONS:
+            if sec.name not in _DEBUG_SECTIONS or sec.type == 8:
                 continue
             if sec.flags & SHF_COMPRESSED:
-                data = bytes(image.elf.get_section(sec.index).data())
+                data: bytes | memoryview = bytes(image.elf.get_section(sec.index).data())
+            elif mapped is not None:
+                if sec.offset + sec.size > len(mapped):
+                    raise KasaliasError(f"{image.path}: truncated file (section {sec.name})")
+                data = memoryview(mapped)[sec.offset:sec.offset + sec.size]
             else:
                 data = image.section_data(sec)
             if image.is_relocatable:
@@ -141,47 +137,72 @@ class DwarfSource:
                     if rela.type == SHT_RELA and rela.info == sec.index:
                         if symvals is None:
                             symvals = image.raw_symbol_values()
-                        data = _relocate(data, image.section_data(rela), symvals, image, sec.name)
-            out[sec.name] = data
+                        data = _relocate(bytes(data), image.section_data(rela), symvals, image, sec.name)
+            out[sec.name] = memoryview(data)
         return out
 
-    def _dwarfinfo(self) -> DWARFInfo:
-        def desc(name: str) -> DebugSectionDescriptor | None:
-            data = self._data.get(name)
-            if data is None:
-                return None
-            return DebugSectionDescriptor(io.BytesIO(data), name, 0, len(data), 0)
+    # -- units ---------------------------------------------------------------------------
 
-        config = DwarfConfig(little_endian=True, machine_arch=self.image.elf.get_machine_arch(),
-                             default_address_size=8)
-        return DWARFInfo(config, desc(".debug_info"), None, desc(".debug_abbrev"), None, None,
-                         desc(".debug_str"), None, desc(".debug_ranges"), desc(".debug_line"), None, None,
-                         desc(".debug_addr"), desc(".debug_str_offsets"), desc(".debug_line_str"), None,
-                         desc(".debug_rnglists"), None, None, None)
+    def _string(self, value: int, form: int, unit: Unit) -> bytes:
+        if form == F_LINE_STRP:
+            sec = ".debug_line_str"
+        else:
+            sec = ".debug_str"
+            if form in _STRX:
+                offs = self._data.get(".debug_str_offsets")
+                top = self._tops.get(unit.offset)
+                base = top.str_offsets_base if top is not None and top.str_offsets_base is not None else 8
+                if offs is None:
+                    raise KasaliasError(f"{self.image.path}: DW_FORM_strx without .debug_str_offsets")
+                value = uint(offs, base + value * unit.offset_size, unit.offset_size)
+        data = self._data.get(sec)
+        if data is None or value >= len(data):
+            raise KasaliasError(f"{self.image.path}: bad DWARF string offset {value:#x} in {sec}")
+        return cstring(data, value)[0]
 
-    def _read_cus(self) -> list[_CU]:
-        cus = []
-        for cu in self.dwarf.iter_CUs():
-            top = cu.get_top_DIE()
-            a = top.attributes
+    def _address(self, index: int, unit: Unit) -> int:
+        data = self._data.get(".debug_addr")
+        top = self._tops.get(unit.offset)
+        base = top.addr_base if top is not None and top.addr_base is not None else 8
+        if data is None:
+            raise KasaliasError(f"{self.image.path}: DW_FORM_addrx without .debug_addr")
+        return uint(data, base + index * unit.addr_size, unit.addr_size)
 
-            def text(key: str) -> str:
-                v = a[key].value if key in a else b""
-                return v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v)
+    def _reader_for(self, unit: Unit, abbrevs: dict[int, Abbrev]) -> UnitReader:
+        return UnitReader(unit, self._info, abbrevs, lambda v, f: self._string(v, f, unit),
+                          lambda i: self._address(i, unit))
 
-            ranges: list[tuple[int, int]] = []
-            if "DW_AT_low_pc" in a and "DW_AT_high_pc" in a:
-                lo, hi = a["DW_AT_low_pc"].value, a["DW_AT_high_pc"]
-                ranges.append((lo, hi.value if hi.form == "DW_FORM_addr" else lo + hi.value))
-            cus.append(_CU(cu.cu_offset, cu, text("DW_AT_name"), text("DW_AT_comp_dir"),
-                           a["DW_AT_str_offsets_base"].value if "DW_AT_str_offsets_base" in a else 8,
-                           a["DW_AT_addr_base"].value if "DW_AT_addr_base" in a else 8,
-                           a["DW_AT_stmt_list"].value if "DW_AT_stmt_list" in a else None, ranges))
-        return cus
+    def top(self, unit: Unit) -> Entry:
+        """The unit DIE (name, comp_dir, line table, bases)."""
+        e = self._tops.get(unit.offset)
+        if e is None:
+            code = uleb(self._info, unit.die_offset)[0]
+            reader = self._reader_for(unit, abbrev_table(self._abbrev, unit, upto=code))
+            e = reader.unit_entry()
+            self._tops[unit.offset] = e
+            if e.str_offsets_base not in (None, 8) or e.addr_base not in (None, 8):
+                e = self._tops[unit.offset] = reader.unit_entry()  # again, with the unit's own bases
+        return e
+
+    def reader(self, unit: Unit) -> UnitReader:
+        r = self._readers.get(unit.offset)
+        if r is None:
+            self.top(unit)
+            r = self._readers[unit.offset] = self._reader_for(unit, abbrev_table(self._abbrev, unit))
+        return r
+
+    def unit_name(self, unit: Unit) -> tuple[str, str]:
+        """(DW_AT_name, DW_AT_comp_dir) of a unit."""
+        t = self.top(unit)
+        return (_text(t.name), _text(t.comp_dir))
+
+    def unit_path(self, unit: Unit) -> str:
+        name, comp_dir = self.unit_name(unit)
+        return self.paths.relative(name, comp_dir)
 
     def _read_aranges(self) -> tuple[list[int], list[int], list[int]]:
-        """(starts, ends, cu offsets), sorted by start. .debug_aranges parsed with struct:
-        pyelftools builds a construct object per entry, far slower on a vmlinux."""
+        """(starts, ends, unit offsets), sorted by start: .debug_aranges, plus the unit DIE's own
+        low/high pc for units it leaves out (clang writes no .debug_aranges)."""
         entries: list[tuple[int, int, int]] = []
         data = self._data.get(".debug_aranges")
         covered: set[int] = set()
@@ -191,13 +212,13 @@ class DwarfSource:
             if length == 0xFFFFFFFF:
                 (length,) = struct.unpack_from("<Q", data, pos + 4)
                 hdr, end = pos + 12, pos + 12 + length
-                (cu_off,) = struct.unpack_from("<Q", data, hdr + 2)
+                (unit_off,) = struct.unpack_from("<Q", data, hdr + 2)
                 hdr += 10
             else:
                 hdr, end = pos + 4, pos + 4 + length
-                (cu_off,) = struct.unpack_from("<I", data, hdr + 2)
+                (unit_off,) = struct.unpack_from("<I", data, hdr + 2)
                 hdr += 6
-            addr_size, _seg = data[hdr], data[hdr + 1]
+            addr_size = data[hdr]
             hdr += 2
             tup = 2 * addr_size
             p = pos + ((hdr - pos + tup - 1) // tup) * tup
@@ -208,170 +229,201 @@ class DwarfSource:
                 if start == 0 and size == 0:
                     break
                 if size:
-                    entries.append((start, start + size, cu_off))
-            covered.add(cu_off)
+                    entries.append((start, start + size, unit_off))
+            covered.add(unit_off)
             pos = end
-        for cu in self.cus:  # CUs that .debug_aranges leaves out (clang emits none)
-            if cu.offset not in covered:
-                entries.extend((lo, hi, cu.offset) for lo, hi in cu.ranges if hi > lo)
+        for unit in self.units:
+            if unit.offset not in covered:
+                t = self.top(unit)
+                if t.ranges is not None:
+                    entries.extend((lo, hi, unit.offset) for lo, hi in range_list(
+                        unit, t, self._data.get(".debug_ranges"), self._data.get(".debug_rnglists"),
+                        lambda i, u=unit: self._address(i, u)))
+                elif t.low_pc is not None and t.high_pc is not None:
+                    hi = t.low_pc + t.high_pc if t.high_pc_is_offset else t.high_pc
+                    if hi > t.low_pc:
+                        entries.append((t.low_pc, hi, unit.offset))
         entries.sort()
         return [e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries]
 
-    # -- lookups -------------------------------------------------------------------------
-
-    def cu_at_address(self, addr: int) -> _CU | None:
+    def unit_at_address(self, addr: int) -> Unit | None:
         starts, ends, offs = self._aranges
         i = bisect.bisect_right(starts, addr) - 1
         if i >= 0 and addr < ends[i]:
-            return self._cu_by_offset(offs[i])
+            return self._unit_containing(offs[i])
         return None
 
-    def _cu_by_offset(self, offset: int) -> _CU | None:
-        i = bisect.bisect_right(self._cu_offsets, offset) - 1
-        return self.cus[i] if i >= 0 else None
+    def _unit_containing(self, offset: int) -> Unit | None:
+        i = bisect.bisect_right(self._unit_offsets, offset) - 1
+        return self.units[i] if i >= 0 and offset < self.units[i].end else None
 
-    def _scanner(self, cu: _CU) -> CUScanner:
-        sc = self._scanners.get(cu.offset)
-        if sc is None:
-            info = self._data[".debug_info"]
-            sc = CUScanner(cu.unit, info, lambda v, form, cu=cu: self._string(v, form, cu),
-                           lambda idx, cu=cu: self._address(idx, cu))
-            self._scanners[cu.offset] = sc
-        return sc
+    def _file_name(self, unit: Unit, index: int) -> str | None:
+        """Line-table file ``index`` (as DW_AT_decl_file numbers it), srctree-relative."""
+        table = self._files.get(unit.offset)
+        if table is None:
+            t = self.top(unit)
+            _name, comp_dir = self.unit_name(unit)
+            line = self._data.get(".debug_line")
+            if t.stmt_list is not None and line is not None:
+                table = line_table_files(line, t.stmt_list, lambda v, f: self._string(v, f, unit), comp_dir)
+            else:
+                table = (5, [], [])
+            self._files[unit.offset] = table
+        version, dirs, files = table
+        if version < 5:
+            index -= 1  # DWARF 2-4 number files from 1
+        if not 0 <= index < len(files):
+            return None
+        fname, di = files[index]
+        comp_dir = self.unit_name(unit)[1]
+        d = dirs[di] if di < len(dirs) else comp_dir
+        full = fname if posixpath.isabs(fname) else posixpath.join(d or comp_dir, fname)
+        return self.paths.relative(full, comp_dir)
 
-    def _string(self, value: int, form: str, cu: _CU) -> bytes:
-        if form == "DW_FORM_line_strp":
-            return read_cstring(self._data.get(".debug_line_str", b""), value)
-        if form.startswith("DW_FORM_strx") or form == "DW_FORM_GNU_str_index":
-            offs = self._data.get(".debug_str_offsets", b"")
-            size = 8 if cu.unit.dwarf_format() == 64 else 4
-            value = int.from_bytes(offs[cu.str_offsets_base + value * size:][:size], "little")
-        return read_cstring(self._data.get(".debug_str", b""), value)
+    def _follow(self, entry: Entry, unit: Unit) -> tuple[Entry, Unit] | None:
+        """The DIE an entry's abstract origin or specification points at."""
+        if entry.origin is None:
+            return None
+        target = self._unit_containing(entry.origin)
+        if target is None:
+            return None
+        nxt = self.reader(target).entry_at(entry.origin)
+        return (nxt, target) if nxt is not None else None
 
-    def _address(self, index: int, cu: _CU) -> int:
-        data = self._data.get(".debug_addr", b"")
-        size = cu.unit["address_size"]
-        return int.from_bytes(data[cu.addr_base + index * size:][:size], "little")
-
-    def cu_path(self, cu: _CU) -> str:
-        return self.paths.relative(cu.name, cu.comp_dir)
-
-    def _file_names(self, cu: _CU) -> list[str]:
-        """The CU's line-table file names, indexed the DWARF 5 way (0-based)."""
-        names = self._files.get(cu.offset)
-        if names is None:
-            names = []
-            lp = self.dwarf.line_program_for_CU(cu.unit) if cu.stmt_list is not None else None
-            if lp is not None:
-                v5 = lp["version"] >= 5
-                dirs = [d.decode("utf-8", "surrogateescape") if isinstance(d, bytes) else str(d)
-                        for d in lp["include_directory"]]
-                for fe in lp["file_entry"]:
-                    name = fe.name.decode("utf-8", "surrogateescape")
-                    di = fe.dir_index
-                    if v5:
-                        d = dirs[di] if di < len(dirs) else cu.comp_dir
-                    else:
-                        d = cu.comp_dir if di == 0 else dirs[di - 1] if di - 1 < len(dirs) else ""
-                    full = name if posixpath.isabs(name) else posixpath.join(d or cu.comp_dir, name)
-                    names.append(self.paths.relative(full, cu.comp_dir))
-                if not v5:
-                    names.insert(0, "")  # DWARF 4 numbers files from 1
-            self._files[cu.offset] = names
-        return names
-
-    def _declaration(self, entry: Entry, cu: _CU) -> tuple[str, int] | None:
+    def _declaration(self, entry: Entry, unit: Unit) -> tuple[str, int] | None:
         """decl_file:decl_line of an entry, following abstract origins and specifications."""
         for _ in range(8):
             if entry.decl_line is not None and entry.decl_file is not None:
-                files = self._file_names(cu)
-                if entry.decl_file < len(files):
-                    return files[entry.decl_file], entry.decl_line
-                return None
-            if entry.origin is None:
-                return None
-            target_cu = self._cu_by_offset(entry.origin)
-            if target_cu is None:
-                return None
-            nxt = self._scanner(target_cu).entry_at(entry.origin)
+                path = self._file_name(unit, entry.decl_file)
+                return (path, entry.decl_line) if path is not None else None
+            nxt = self._follow(entry, unit)
             if nxt is None:
                 return None
-            entry, cu = nxt, target_cu
+            entry, unit = nxt
         return None
 
-    def _entry_name(self, entry: Entry, cu: _CU) -> bytes | None:
+    def _entry_name(self, entry: Entry, unit: Unit) -> bytes | None:
         for _ in range(8):
-            if entry.name is not None or entry.origin is None:
+            if entry.name is not None:
                 return entry.name
-            target_cu = self._cu_by_offset(entry.origin)
-            nxt = self._scanner(target_cu).entry_at(entry.origin) if target_cu else None
+            nxt = self._follow(entry, unit)
             if nxt is None:
                 return None
-            entry, cu = nxt, target_cu
+            entry, unit = nxt
         return None
 
     # -- the job ---------------------------------------------------------------------------
 
+    def infer_srctree(self) -> None:
+        """Without --srctree: the unit of start_kernel() is init/main.c, at the top of the tree."""
+        if self.paths.srctree:
+            return
+        for sym in self.image.symbols:
+            if sym.name == "start_kernel" and sym.is_text:
+                unit = self.unit_at_address(self.image.address(sym))
+                if unit is not None:
+                    self.paths.infer_srctree([self.unit_name(unit)])
+                return
+
     def locate(self, targets: list[Symbol]) -> dict[int, SourceLoc]:
         """Source identity of each target symbol that can be found, by symbol index."""
         image = self.image
-        self.paths.infer_srctree((c.name, c.comp_dir) for c in self.cus)
-        by_cu: dict[int, list[Symbol]] = {}
+        self.infer_srctree()
+        by_unit: dict[int, list[Symbol]] = {}
         unplaced: list[Symbol] = []
-        group_cu = self._group_cus(targets)
+        group_unit = self._group_units(targets)
         for sym in targets:
-            cu = self.cu_at_address(image.address(sym)) if sym.is_text else None
-            if cu is None and sym.group in group_cu:
-                cu = group_cu[sym.group]
-            if cu is None and len(self.cus) == 1:
-                cu = self.cus[0]
-            if cu is None:
+            unit = self.unit_at_address(image.address(sym)) if sym.is_text else None
+            if unit is None and sym.group in group_unit:
+                unit = group_unit[sym.group]
+            if unit is None and len(self.units) == 1:
+                unit = self.units[0]
+            if unit is None:
                 unplaced.append(sym)
                 continue
-            by_cu.setdefault(cu.offset, []).append(sym)
+            by_unit.setdefault(unit.offset, []).append(sym)
         if unplaced:
-            self._place_by_search(unplaced, by_cu)
+            self._place_by_search(unplaced, by_unit)
         result: dict[int, SourceLoc] = {}
-        for cu_offset in sorted(by_cu):
-            cu = self._cu_by_offset(cu_offset)
-            assert cu is not None
-            result.update(self._locate_in_cu(cu, by_cu[cu_offset]))
+        try:
+            for offset in sorted(by_unit):
+                unit = self._unit_containing(offset)
+                assert unit is not None
+                result.update(self._locate_in_unit(unit, by_unit[offset]))
+        except (IndexError, struct.error) as e:
+            raise KasaliasError(f"{image.path}: malformed DWARF ({e})") from None
         return result
 
-    def _group_cus(self, targets: list[Symbol]) -> dict[int, _CU]:
-        """The CU of each STT_FILE group holding a data target: that of a function in the group."""
+    def _group_units(self, targets: list[Symbol]) -> dict[int, Unit]:
+        """The unit of each STT_FILE group that holds a data target.
+
+        A group's local functions give it through the address ranges. A group
+        whose functions are all global (globals are not grouped) sits, in link
+        order, between two groups whose units are known: the unit between
+        those that has the group's file name is its unit.
+        """
         wanted = {s.group for s in targets if not s.is_text and s.group >= 0}
-        found: dict[int, _CU] = {}
+        found: dict[int, Unit] = {}
         if not wanted:
             return found
+        known: dict[int, Unit] = {}
         for sym in self.image.symbols:
-            if sym.group in wanted and sym.group not in found and sym.is_text:
-                cu = self.cu_at_address(self.image.address(sym))
-                if cu is not None:
-                    found[sym.group] = cu
+            if sym.group >= 0 and sym.group not in known and sym.is_text:
+                unit = self.unit_at_address(self.image.address(sym))
+                if unit is not None:
+                    known[sym.group] = unit
+        order = sorted(known)
+        names = self.image.file_groups()
+        for g in sorted(wanted):
+            if g in known:
+                found[g] = known[g]
+                continue
+            i = bisect.bisect_left(order, g)
+            lo = known[order[i - 1]].offset if i > 0 else -1
+            hi = known[order[i]].offset if i < len(order) else 1 << 64
+            basename = names[g] if g < len(names) else None
+            between = [u for u in self.units[bisect.bisect_right(self._unit_offsets, lo):
+                                            bisect.bisect_left(self._unit_offsets, hi)]
+                       if posixpath.basename(self.unit_name(u)[0]) == basename]
+            if len(between) == 1:
+                found[g] = between[0]
         return found
 
-    def _place_by_search(self, syms: list[Symbol], by_cu: dict[int, list[Symbol]]) -> None:
-        """Last resort for data in groups without functions: CUs whose name matches the
-        STT_FILE basename, checked by finding the variable's address in them."""
-        groups = self.image.file_groups()
+    def _place_by_search(self, syms: list[Symbol], by_unit: dict[int, list[Symbol]]) -> None:
+        """Last resort, for global data (not in any STT_FILE group): the unit of the nearest
+        local symbol before it in the same section, checked by finding the variable there."""
+        image = self.image
+        locals_by_sec: dict[int, list[tuple[int, int]]] = {}
+        for s in image.symbols:
+            if s.group >= 0:
+                locals_by_sec.setdefault(s.shndx, []).append((s.value, s.group))
+        for v in locals_by_sec.values():
+            v.sort()
+        group_unit = self._group_units([s for s in image.symbols if s.group >= 0 and not s.is_text])
         for sym in syms:
-            basename = groups[sym.group] if 0 <= sym.group < len(groups) else None
-            addr = self.image.address(sym)
-            for cu in self.cus:
-                if basename is not None and posixpath.basename(cu.name) != basename:
+            addr = image.address(sym)
+            near = locals_by_sec.get(sym.shndx, [])
+            i = bisect.bisect_right(near, (sym.value, 1 << 62))
+            # The nearest local symbols before and after it, closest first.
+            around = sorted(near[max(0, i - 8):i + 8], key=lambda vg: abs(vg[0] - sym.value))
+            tried: set[int] = set()
+            for _value, group in around:
+                unit = group_unit.get(group)
+                if unit is None or unit.offset in tried or len(tried) >= 4:
                     continue
-                entries = self._scanner(cu).scan({base_name(sym.name).encode()}, "." in sym.name)
+                tried.add(unit.offset)
+                entries = self.reader(unit).scan({base_name(sym.name).encode()}, {addr}, "." in sym.name)
                 if any(e.location == addr for e in entries):
-                    by_cu.setdefault(cu.offset, []).append(sym)
+                    by_unit.setdefault(unit.offset, []).append(sym)
                     break
             else:
-                log.debug("%s: no compilation unit found for %s", self.image.path, sym.name)
+                log.debug("%s: no compilation unit found for %s", image.path, sym.name)
 
-    def _locate_in_cu(self, cu: _CU, syms: list[Symbol]) -> dict[int, SourceLoc]:
+    def _locate_in_unit(self, unit: Unit, syms: list[Symbol]) -> dict[int, SourceLoc]:
         names = {base_name(s.name).encode() for s in syms}
+        addrs = {self.image.address(s) for s in syms}
         local_statics = any(not s.is_text and "." in s.name for s in syms)
-        entries = self._scanner(cu).scan(names, local_statics)
+        entries = self.reader(unit).scan(names, addrs, local_statics)
         by_pc: dict[int, Entry] = {}
         by_loc: dict[int, Entry] = {}
         by_name: dict[tuple[bytes, bool], list[Entry]] = {}
@@ -382,25 +434,29 @@ class DwarfSource:
                 by_loc.setdefault(e.location, e)
             if e.name is not None and (e.is_subprogram or e.file_scope):
                 by_name.setdefault((e.name, e.is_subprogram), []).append(e)
-        cu_path = self.cu_path(cu)
+        unit_path = self.unit_path(unit)
         out: dict[int, SourceLoc] = {}
         for sym in syms:
             base = base_name(sym.name).encode()
-            addr = self.image.address(sym)
-            entry = (by_pc if sym.is_text else by_loc).get(addr)
-            if entry is not None and self._entry_name(entry, cu) != base:
+            entry = (by_pc if sym.is_text else by_loc).get(self.image.address(sym))
+            if entry is not None and self._entry_name(entry, unit) != base:
                 entry = None
             if entry is None and (sym.is_text or "." not in sym.name):
-                candidates = by_name.get((base, sym.is_text), [])
-                # A definition over a declaration; all candidates share the name in one CU.
-                candidates = sorted(candidates, key=lambda e: (e.declaration, e.decl_line is None))
+                # One C unit has one file-scope function or variable of a name: a definition
+                # is preferred over a declaration.
+                candidates = sorted(by_name.get((base, sym.is_text), []),
+                                    key=lambda e: (e.declaration, e.decl_line is None))
                 entry = candidates[0] if candidates else None
-            decl = self._declaration(entry, cu) if entry is not None else None
+            decl = self._declaration(entry, unit) if entry is not None else None
             if decl is None:
-                log.debug("%s: no DWARF declaration for %s in %s", self.image.path, sym.name, cu_path)
+                log.debug("%s: no DWARF declaration for %s in %s", self.image.path, sym.name, unit_path)
                 continue
-            out[sym.index] = SourceLoc(decl[0], decl[1], cu_path)
+            out[sym.index] = SourceLoc(decl[0], decl[1], unit_path)
         return out
+
+
+def _text(b: bytes | None) -> str:
+    return b.decode("utf-8", "surrogateescape") if b else ""
 
 
 def _relocate(data: bytes, rela: bytes, symvals: list[int], image: ElfImage, name: str) -> bytes:

@@ -199,6 +199,9 @@ class ElfImage:
                 return s
         return None
 
+    def fileno(self) -> int:
+        return self._file.fileno()
+
     def section_data(self, sec: Section) -> bytes:
         if sec.type == SHT_NOBITS:
             return b""

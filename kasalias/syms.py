@@ -10,7 +10,7 @@ so backtraces still show the original name.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from kasalias.aliastable import AliasTable, symbol_keys
@@ -32,12 +32,16 @@ def aliases_by_address(image: Path, table: AliasTable) -> dict[tuple[int, str], 
         groups = img.file_groups()
         keys = symbol_keys(img.symbols)
         by_key = {keys[s.index]: s for s in img.symbols}
+        # A name the image holds once is found by name too: the final link turns ThinLTO's
+        # promoted globals (name.llvm.<hash>) back into locals, which moves them into a group.
+        counts = Counter(s.name for s in img.symbols)
+        by_name = {s.name: s for s in img.symbols if counts[s.name] == 1}
         for r in rows:
             if r.group >= 0 and (r.group >= len(groups) or groups[r.group] != r.group_name):
                 found = groups[r.group] if 0 <= r.group < len(groups) else "none"
                 raise KasaliasError(f"{image}: symbol tables do not correspond: file group {r.group} is "
                                     f"{found!r} here, {r.group_name!r} in the analysed image")
-            sym = by_key.get(r.key)
+            sym = by_key.get(r.key) or by_name.get(r.symbol)
             if sym is not None:
                 out[(img.address(sym), sym.name)].append(r.alias)
     for v in out.values():
