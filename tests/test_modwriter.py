@@ -1,0 +1,151 @@
+"""kasalias module: X.ko -> a NEW X.ko.aliased, read back from the ELF file written."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE, Build, run_kasalias
+from elfread import elf_symbols
+from kasalias.aliastable import AliasTable
+
+
+def sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def alias_module(build: Build, analysis: Path, name: str, out_dir: Path) -> tuple[Path, Path]:
+    src = build.ko(name)
+    out = out_dir / (src.name + ".aliased")
+    run_kasalias("module", "--aliases", analysis / "modules.symalias", src, out)
+    return src, out
+
+
+def relocations(path: Path) -> list[tuple[str, int, int, int, str]]:
+    """Every relocation as (section, offset, type, addend, symbol name or section name)."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.relocation import RelocationSection
+
+    out = []
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        symtab = elf.get_section_by_name(".symtab")
+        for sec in elf.iter_sections():
+            if isinstance(sec, RelocationSection):
+                for r in sec.iter_relocations():
+                    sym = symtab.get_symbol(r["r_info_sym"])
+                    name = sym.name if sym["st_info"]["type"] != "STT_SECTION" else \
+                        "section:" + elf.get_section(sym["st_shndx"]).name
+                    out.append((sec.name, r["r_offset"], r["r_info_type"], r.entry.get("r_addend", 0), name))
+    return out
+
+
+def section_bytes(path: Path) -> dict[str, bytes]:
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        return {s.name: s.data() for s in elf.iter_sections()
+                if s.name not in (".symtab", ".strtab", ".shstrtab") and not s.name.startswith(".rela")
+                and s["sh_type"] != "SHT_NOBITS"}
+
+
+def test_minix_include_c_copies_get_distinct_aliases(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    src = build5.ko("minix")
+    before = (sha256(src), src.stat().st_mtime_ns)
+    _, out = alias_module(build5, analysis5, "minix", tmp_path)
+    assert (sha256(src), src.stat().st_mtime_ns) == before  # the input is never modified
+    syms = elf_symbols(out)
+    by_name = {s["name"]: s for s in syms}
+    table = AliasTable.read(analysis5 / "modules.symalias").for_image("minix")
+    assert {r.symbol for r in table} >= {"get_block", "get_branch", "free_branches"}
+    orig = {(s["name"], s["value"]): s for s in elf_symbols(src)}
+    for r in table:
+        a = by_name[r.alias]
+        # same section, value, size and type as a same-named original, and LOCAL, after it
+        o = orig[(r.symbol, a["value"])]
+        assert (a["section"], a["size"], a["type"], a["bind"]) == (o["section"], o["size"], o["type"], "STB_LOCAL")
+        assert a["index"] > o["index"]
+    # both copies of get_block: two aliases at two different addresses
+    gb = [s for s in syms if s["name"].startswith("get_block@")]
+    assert len(gb) == 2 and len({s["value"] for s in gb}) == 2
+    # symbol table well formed: locals first, sh_info = first global
+    binds = [s["bind"] for s in syms]
+    first_global = binds.index("STB_GLOBAL")
+    assert all(b == "STB_LOCAL" for b in binds[:first_global])
+    assert all(b != "STB_LOCAL" for b in binds[first_global:])
+    out_info = subprocess.run(["readelf", "-SW", str(out)], capture_output=True, text=True, check=True).stdout
+    symtab_line = next(l for l in out_info.splitlines() if " .symtab " in l)
+    assert int(symtab_line.split()[-2]) == first_global
+    # relocations name the same symbols; every original section's bytes unchanged
+    assert relocations(out) == relocations(src)
+    assert section_bytes(out) == section_bytes(src)
+
+
+def test_shared_names_with_vmlinux_and_other_modules(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    for module, name in (("hello", "name_show"), ("rpmsg_char", "name_show"), ("rpmsg_char", "jhash"),
+                         ("kobject_example", "b_show"), ("kset_example", "b_show")):
+        _, out = alias_module(build5, analysis5, module, tmp_path)
+        names = [s["name"] for s in elf_symbols(out)]
+        assert sum(n.startswith(name + "@") for n in names) == 1, (module, name)
+
+
+def test_module_with_nothing_to_alias_is_copied(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    src, out = alias_module(build5, analysis5, "crc7", tmp_path)
+    assert out.read_bytes() == src.read_bytes()
+
+
+def test_same_inputs_same_bytes(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, a = alias_module(build5, analysis5, "minix", tmp_path / "a")
+    _, b = alias_module(build5, analysis5, "minix", tmp_path / "b")
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_aliased_module_links_strips_and_compresses(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    _, out = alias_module(build5, analysis5, "minix", tmp_path)
+    aliases = {r.alias for r in AliasTable.read(analysis5 / "modules.symalias").for_image("minix")}
+    linked = tmp_path / "linked.o"
+    subprocess.run(["ld", "-r", "-o", str(linked), str(out)], check=True)
+    stripped = tmp_path / "stripped.ko"
+    subprocess.run(["strip", "--strip-debug", "-o", str(stripped), str(out)], check=True)
+    for p in (linked, stripped):
+        assert aliases <= {s["name"] for s in elf_symbols(p)}, p
+    # compression as modules_install does it; decompressed, the aliases are there
+    for tool, ext in (("xz", ".xz"), ("zstd", ".zst")):
+        if shutil.which(tool) is None:
+            continue
+        comp = Path(str(stripped) + ext)
+        subprocess.run([tool, "-q", "-k", "-f", str(stripped)], check=True)
+        back = tmp_path / f"back{ext}.ko"
+        subprocess.run([tool, "-d", "-q", "-c", str(comp)], check=True, stdout=back.open("wb"))
+        assert aliases <= {s["name"] for s in elf_symbols(back)}
+
+
+def test_out_of_tree_module_uses_shipped_statistics(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    ext = tmp_path / "ext"
+    subprocess.run(["make", "-s", "-C", str(SAMPLE / "extmod"), f"O={ext}", f"SRCTREE={SAMPLE}"], check=True,
+                   capture_output=True)
+    src = ext / "hello_ext.ko"
+    out = tmp_path / "hello_ext.ko.aliased"
+    proc = run_kasalias("module", "--aliases", analysis5 / "modules.symalias", src, out, check=False)
+    assert proc.returncode != 0 and "--symbfreq" in proc.stderr  # not analysed: needs the statistics
+    run_kasalias("module", "--aliases", analysis5 / "modules.symalias", "--symbfreq",
+                 analysis5 / "modules.symbfreq", "--srctree", SAMPLE, src, out)
+    names = {s["name"] for s in elf_symbols(out)}
+    aliased = {n for n in names if "@" in n}
+    assert aliased == {"name_show@extmod_hello_ext_hello_ext_c_" + line_of(SAMPLE / "extmod/hello_ext/hello_ext.c",
+                                                                            "name_show(")}
+    assert not any(n.startswith("hello_unique_ext_fn@") for n in names)
+
+
+def line_of(path: Path, needle: str) -> str:
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if needle in line and line.lstrip().startswith("static"):
+            return str(i)
+    raise AssertionError(needle)
