@@ -125,7 +125,7 @@ class DwarfSource:
             if sec.name not in _DEBUG_SECTIONS or sec.type == 8:
                 continue
             if sec.flags & SHF_COMPRESSED:
-                data: bytes | memoryview = bytes(image.elf.get_section(sec.index).data())
+                data: bytes | memoryview = bytes(image.elf.get_section(sec.index).data())  # type: ignore[attr-defined]
             elif mapped is not None:
                 if sec.offset + sec.size > len(mapped):
                     raise KasaliasError(f"{image.path}: truncated file (section {sec.name})")

@@ -1,8 +1,9 @@
 """Reading the symbols of an ELF image: linked (vmlinux) or relocatable (.o, .ko).
 
-pyelftools gives the ELF structure (header, sections); the symbol table itself
-is unpacked with ``struct.iter_unpack``, because pyelftools' per-symbol objects
-are about 30 times slower than ``nm`` on a vmlinux (see NOTES.md).
+The ELF header, section headers and symbol table are unpacked with ``struct``:
+pyelftools' per-symbol objects are about 30 times slower than ``nm`` on a
+vmlinux, and setting up its ELFFile costs more than a whole ``kasalias module``
+run (see NOTES.md). pyelftools stays for compressed sections.
 
 Each symbol carries the type letter GNU ``nm`` prints (binutils' rules in
 bfd/syms.c: ``bfd_decode_symclass``, ``coff_section_type`` and
@@ -17,9 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
 from kasalias.errors import KasaliasError
 
 STB_LOCAL, STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE = 0, 1, 2, 10
@@ -28,6 +26,8 @@ STT_GNU_IFUNC = 10
 SHN_UNDEF, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFFF1, 0xFFF2, 0xFFFF
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
 SHT_NOBITS = 8
+_EHDR = struct.Struct("<HHIQQQIHHHHHH")
+_SHDR = struct.Struct("<IIQQQQIIQQ")
 
 # binutils' (2.3x and later) table of section-name prefixes with a fixed letter
 # (bfd/syms.c stt[]); every other section gets its letter from its flags.
@@ -120,26 +120,73 @@ class ElfImage:
             self._file: BinaryIO = open(self.path, "rb")
         except OSError as e:
             raise KasaliasError(f"{path}: cannot open: {e.strerror}") from None
-        magic = self._file.read(4)
-        self._file.seek(0)
-        if magic in (b"BC\xc0\xde", b"\xde\xc0\x17\x0b"):
-            self._file.close()
-            raise KasaliasError(f"{path}: LLVM bitcode (an LTO object), not ELF; use the linked .ko")
         try:
-            self.elf = ELFFile(self._file)
-            self.sections = [self._section(i, s) for i, s in enumerate(self.elf.iter_sections())]
-        except (ELFError, struct.error, ValueError, OSError) as e:
+            self.sections, self.is_relocatable = self._read_headers()
+        except KasaliasError:
+            self._file.close()
+            raise
+        except (struct.error, UnicodeDecodeError, ValueError, OSError) as e:
             self._file.close()
             raise KasaliasError(f"{path}: not a readable ELF file ({e})") from None
-        except Exception as e:  # construct raises its own error types on truncated headers
-            self._file.close()
-            raise KasaliasError(f"{path}: not a readable ELF file ({type(e).__name__})") from None
-        if self.elf.elfclass != 64 or not self.elf.little_endian:
-            self._file.close()
-            raise KasaliasError(f"{path}: only 64-bit little-endian ELF is supported")
-        self.is_relocatable = self.elf["e_type"] == "ET_REL"
         self._symbols: list[Symbol] | None = None
         self._bases: list[int] | None = None
+        self._elf: object = None
+
+    def _read_headers(self) -> tuple[list[Section], bool]:
+        """ELF header and section headers. Read with struct rather than pyelftools:
+        ``kasalias module`` runs once per module, and importing and setting up
+        pyelftools' ELFFile cost more than the rest of its work (NOTES.md)."""
+        f, path = self._file, self.path
+        ident = f.read(64)
+        if ident[:4] in (b"BC\xc0\xde", b"\xde\xc0\x17\x0b"):
+            raise KasaliasError(f"{path}: LLVM bitcode (an LTO object), not ELF; use the linked .ko")
+        if ident[:4] != b"\x7fELF":
+            raise KasaliasError(f"{path}: not a readable ELF file (bad magic)")
+        if len(ident) < 64:
+            raise KasaliasError(f"{path}: not a readable ELF file (truncated header)")
+        if ident[4] != 2 or ident[5] != 1:
+            raise KasaliasError(f"{path}: only 64-bit little-endian ELF is supported")
+        (e_type, _machine, _version, _entry, _phoff, shoff, _flags, _ehsize, _phentsize, _phnum,
+         shentsize, shnum, shstrndx) = _EHDR.unpack_from(ident, 16)
+        if shoff == 0:
+            raise KasaliasError(f"{path}: no section headers")
+        if shentsize != _SHDR.size:
+            raise KasaliasError(f"{path}: not a readable ELF file (section header size {shentsize})")
+        f.seek(shoff)
+        first = f.read(_SHDR.size)
+        if len(first) < _SHDR.size:
+            raise KasaliasError(f"{path}: truncated file (section headers)")
+        h0 = _SHDR.unpack(first)
+        if shnum == 0:
+            shnum = h0[5]  # more than 0xff00 sections: the count is in section 0's sh_size
+        if shstrndx == SHN_XINDEX:
+            shstrndx = h0[6]
+        table = first + f.read(_SHDR.size * (shnum - 1))
+        if len(table) < _SHDR.size * shnum:
+            raise KasaliasError(f"{path}: truncated file (section headers)")
+        raw = [_SHDR.unpack_from(table, i * _SHDR.size) for i in range(shnum)]
+        if shstrndx >= shnum:
+            raise KasaliasError(f"{path}: not a readable ELF file (bad section name table index)")
+        _n, _t, _fl, _a, stroff, strsize, *_rest = raw[shstrndx]
+        f.seek(stroff)
+        names = f.read(strsize)
+        if len(names) < strsize:
+            raise KasaliasError(f"{path}: truncated file (section names)")
+        sections = []
+        for i, (name, stype, flags, addr, offset, size, link, info, _align, entsize) in enumerate(raw):
+            end = names.find(b"\0", name)
+            sections.append(Section(i, names[name:end].decode("utf-8", "surrogateescape"), stype, flags, addr,
+                                    offset, size, entsize, link, info))
+        return sections, e_type == 1
+
+    @property
+    def elf(self) -> object:
+        """pyelftools' view of the file, only where kasalias needs it (compressed sections)."""
+        if self._elf is None:
+            from elftools.elf.elffile import ELFFile
+
+            self._elf = ELFFile(self._file)
+        return self._elf
 
     def close(self) -> None:
         self._file.close()
@@ -149,12 +196,6 @@ class ElfImage:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @staticmethod
-    def _section(index: int, s: object) -> Section:
-        h = s.header  # type: ignore[attr-defined]
-        return Section(index, s.name, _sh_type(h["sh_type"]), h["sh_flags"], h["sh_addr"],  # type: ignore[attr-defined]
-                       h["sh_offset"], h["sh_size"], h["sh_entsize"], h["sh_link"], h["sh_info"])
 
     @property
     def section_bases(self) -> list[int]:
@@ -293,11 +334,3 @@ def _letter(stype: int, bind: int, shndx: int, letters: list[str], nsec: int) ->
     else:
         c = "?"
     return c.upper() if bind == STB_GLOBAL else c
-
-
-def _sh_type(t: object) -> int:
-    if isinstance(t, int):
-        return t
-    from elftools.elf.enums import ENUM_SH_TYPE_BASE
-
-    return int(ENUM_SH_TYPE_BASE.get(str(t), -1))
