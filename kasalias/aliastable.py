@@ -14,6 +14,7 @@ that a module with nothing to alias is still known as analysed (in-tree).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -40,6 +41,13 @@ class AliasRow:
     @property
     def key(self) -> SymbolKey:
         return (self.group, self.symbol, self.ordinal)
+
+
+def module_name(path: Path | str) -> str:
+    """An image name of the table: KBUILD_MODNAME of a module file
+    (``kobject-example.ko`` -> ``kobject_example``)."""
+    name = re.sub(r"\.(ko|o)(\.(xz|gz|zst))?$", "", Path(path).name)
+    return name.replace("-", "_")
 
 
 def symbol_keys(symbols: Iterable[Symbol]) -> dict[int, SymbolKey]:

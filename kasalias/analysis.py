@@ -4,13 +4,12 @@ the alias of every duplicated symbol the policy covers."""
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from kasalias.aliastable import AliasRow, AliasTable, symbol_keys
+from kasalias.aliastable import AliasRow, AliasTable, module_name, symbol_keys
 from kasalias.errors import KasaliasError
 from kasalias.kallsyms_rules import VmlinuxRules, module_keeps
 from kasalias.naming import Copy, assign
@@ -21,13 +20,6 @@ from kasalias.symbols import ElfImage, Symbol
 
 log = logging.getLogger(__name__)
 VMLINUX = "vmlinux"
-
-
-def module_name(path: Path | str) -> str:
-    """KBUILD_MODNAME of a module file: ``kobject-example.ko`` -> ``kobject_example``."""
-    name = Path(path).name
-    name = re.sub(r"\.(ko|o)(\.(xz|gz|zst))?$", "", name)
-    return name.replace("-", "_")
 
 
 @dataclass

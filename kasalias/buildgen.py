@@ -4,9 +4,18 @@ The graph: one analysis edge (vmlinux.o + every module object ->
 modules.symbfreq, modules.symalias; outputs rewritten only when their bytes
 change, ``restat = 1``), one edge per module (X.ko + the alias table ->
 X.ko.aliased), optionally the vmlinux kallsyms list, and a ``generator = 1``
-edge that re-renders the ninja file when modules.order, the templates or
-kasalias itself change. Small value objects hold the graph; a registry refuses
-two producers of one output; one function quotes ninja text.
+edge that re-renders both files when modules.order, the templates or kasalias
+itself change. The Make fragment starts ninja from one recipe line with ``+``
+and no ``-j``, so that ninja takes its job slots from make's jobserver.
+
+Who writes the two files: ``kasalias gen``, one command. Make runs it when the
+files are missing or when the command line itself changed (other tools, other
+srctree), which a ninja file cannot notice; the generator edge runs the same
+command when its inputs changed. Make runs it while remaking its makefiles,
+before any recipe starts ninja, so the two never overlap.
+
+Small value objects hold the graph; a registry refuses two producers of one
+output; one function quotes ninja text.
 """
 
 from __future__ import annotations
@@ -37,6 +46,13 @@ def ninja_escape(text: str, *, path: bool = True) -> str:
     return text
 
 
+def make_word(text: str) -> str:
+    """``text`` as one shell word in a Make variable: shell-quoted, ``$`` and ``#`` escaped."""
+    if "\n" in text or "\r" in text:
+        raise KasaliasError(f"{text!r}: a path with a newline cannot be written to a Make fragment")
+    return shlex.quote(text).replace("$", "$$").replace("#", "\\#")
+
+
 def shell_command(argv: list[str]) -> str:
     """A command line for a ninja rule: each word quoted for the shell, then for ninja;
     ``$name`` words stay ninja variable references."""
@@ -45,11 +61,28 @@ def shell_command(argv: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Rule:
+    """A ninja rule. Its step prints ``  TAG     WHAT``, the Kbuild-style line, before
+    running ``command`` (see ``log`` in the template); the same text is the description."""
+
     name: str
+    tag: str  # GEN, KASALIAS, NM
+    what: str  # "$out", or a literal path
     command: str  # already ninja-quoted
-    description: str
     restat: bool = False
     generator: bool = False
+
+    def _what(self, *, shell: bool) -> str:
+        if self.what == "$out":
+            return self.what
+        return ninja_escape(shlex.quote(self.what) if shell else self.what, path=False)
+
+    @property
+    def log_args(self) -> str:
+        return f"{self.tag} {self._what(shell=True)}"
+
+    @property
+    def description(self) -> str:
+        return f"{self.tag:<7} {self._what(shell=False)}"
 
 
 @dataclass(frozen=True)
@@ -131,40 +164,50 @@ def dependency_files() -> list[Path]:
 
 
 def module_objects(cfg: GenConfig) -> list[str]:
+    """Module objects of modules.order (one path a line, as Kbuild writes it; a
+    pre-6.2 X.ko line stands for X.o)."""
     path = cfg.objtree / cfg.modules_order
     try:
-        lines = path.read_text().split()
+        text = path.read_text()
     except OSError as e:
         raise KasaliasError(f"{path}: cannot read: {e.strerror}") from None
     mods = []
-    for line in lines:
-        mods.append(line[:-3] + ".o" if line.endswith(".ko") else line)
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line:
+            continue
+        if line.endswith(".ko"):
+            line = line[:-3] + ".o"
+        if not line.endswith(".o"):
+            raise KasaliasError(f"{path}:{lineno}: {line!r} is not a module object (X.o or X.ko)")
+        mods.append(line)
     return mods
 
 
 def build_graph(cfg: GenConfig, argv: list[str]) -> Graph:
     g = Graph()
     k = cfg.kasalias()
-    g.rule(Rule("kasalias_gen", shell_command(k + argv), "GEN     $out", restat=True, generator=True))
-    g.rule(Rule("kasalias_analyze", shell_command(
+    g.rule(Rule("kasalias_gen", "GEN", cfg.ninja_file, shell_command(k + argv), restat=True, generator=True))
+    g.rule(Rule("kasalias_analyze", "KASALIAS", "modules.symalias", shell_command(
         k + ["analyze", "--vmlinux", "$vmlinux", "--modules-order", "$order", "--objtree", "$objtree",
-             "--srctree", "$srctree", "-o", "$outdir", *cfg.extra]), "KASALIAS modules.symalias", restat=True))
-    g.rule(Rule("kasalias_module", shell_command(k + ["module", "--aliases", "$aliases", "--objcopy", "$objcopy",
-                                                      "$in", "$out"]), "KASALIAS $out"))
-    mods = module_objects(cfg)
+             "--srctree", "$srctree", "-o", "$outdir", *cfg.extra]), restat=True))
+    g.rule(Rule("kasalias_module", "KASALIAS", "$out", shell_command(
+        k + ["module", "--aliases", "$aliases", "--objcopy", "$objcopy", "$in", "$out"])))
     g.build(Edge("kasalias_gen", (cfg.ninja_file,) + ((cfg.make_file,) if cfg.make_file else ()),
                  implicit=(cfg.modules_order, *(str(p) for p in dependency_files()))))
+    mods = module_objects(cfg)
     g.build(Edge("kasalias_analyze", ("modules.symbfreq", "modules.symalias"),
                  (cfg.vmlinux,), (cfg.modules_order, *mods)))
     for m in mods:
         ko = m[:-2] + ".ko"
         g.build(Edge("kasalias_module", (ko + ".aliased",), (ko,), ("modules.symalias",)))
     if cfg.syms:
-        g.rule(Rule("kasalias_mksysmap", shell_command([cfg.nm, "-n", "$in"]) + " > $out.tmp && mv $out.tmp $out",
-                    "NM      $out"))
-        g.rule(Rule("kasalias_syms", shell_command(k + ["syms", "--aliases", "modules.symalias", "--image", "$image",
-                                                        "$in", "$out"]), "KASALIAS $out"))
         plain = cfg.syms.removesuffix(".aliased")
+        if plain == cfg.syms:
+            raise KasaliasError(f"--syms {cfg.syms}: the name must end in .aliased (X.aliased is made from X)")
+        g.rule(Rule("kasalias_mksysmap", "NM", "$out",
+                    shell_command([cfg.nm, "-n", "$in"]) + " > $out.tmp && mv $out.tmp $out"))
+        g.rule(Rule("kasalias_syms", "KASALIAS", "$out", shell_command(
+            k + ["syms", "--aliases", "$aliases", "--image", "$image", "$in", "$out"])))
         g.build(Edge("kasalias_mksysmap", (plain,), ("vmlinux",)))
         g.build(Edge("kasalias_syms", (cfg.syms,), (plain,), ("modules.symalias", "vmlinux")))
     return g
@@ -190,19 +233,20 @@ def render(cfg: GenConfig, argv: list[str]) -> dict[str, str]:
     out = {cfg.ninja_file: env.get_template(NINJA_TEMPLATE).render(ctx)}
     if cfg.make_file:
         out[cfg.make_file] = env.get_template(MAKE_TEMPLATE).render(
-            template=MAKE_TEMPLATE, ninja_file=cfg.ninja_file, ninja=ninja_binary(),
-            outputs=[o for e in graph.edges if e.rule != "kasalias_gen" for o in e.outputs],
-            gen=shlex.join(cfg.kasalias() + argv))
+            template=MAKE_TEMPLATE, ninja=make_word(ninja_binary()), ninja_file=make_word(cfg.ninja_file))
     return out
 
 
 def ninja_binary() -> str:
-    """The ninja of the PyPI package (it joins make's jobserver)."""
+    """The ninja of the PyPI package, which joins make's jobserver (also its 'pipe' kind)."""
     try:
         import ninja
     except ImportError:
         raise KasaliasError("the Python package 'ninja' is not installed") from None
-    return str(Path(ninja.BIN_DIR) / "ninja")
+    path = Path(ninja.BIN_DIR or ".") / "ninja"
+    if not path.is_file():
+        raise KasaliasError("the Python package 'ninja' has no ninja program")
+    return str(path)
 
 
 def generate(cfg: GenConfig, argv: list[str]) -> list[str]:

@@ -130,7 +130,9 @@ def cmd_module(args: argparse.Namespace) -> int:
         raise KasaliasError(f"{args.output}: the output must not be the input")
     table = AliasTable.read(args.aliases)
     freq = SymbolFrequency.read(args.symbfreq) if args.symbfreq else None
-    new = aliases_for_module(args.input, table, freq, _paths_mapper(args), _policy(args))
+    out_of_tree = args.symbfreq is not None
+    new = aliases_for_module(args.input, table, freq, _paths_mapper(args) if out_of_tree else None,
+                             _policy(args) if out_of_tree else None)
     write_module(args.input, args.output, new, args.objcopy)
     log.info("%s: %d aliases", args.output, len(new))
     return 0
@@ -157,6 +159,12 @@ def cmd_gen(args: argparse.Namespace) -> int:
     for rel in generate(cfg, argv):
         log.info("wrote %s", rel)
     return 0
+
+
+def cmd_repro_check(args: argparse.Namespace) -> int:
+    from kasalias.reprocheck import repro_check
+
+    return repro_check(args.srctree, keep=args.keep)
 
 
 def _common_tree_args(p: argparse.ArgumentParser) -> None:
@@ -224,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--syms", help="also write this vmlinux kallsyms list (nm -n vmlinux + aliases)")
     p.add_argument("--analyze-option", action="append", help="pass this option to 'kasalias analyze'")
     p.set_defaults(func=cmd_gen)
+
+    p = sub.add_parser("repro-check", help="build a tree twice (-j1, -j2, two directories) with make KAS_ALIAS=1 "
+                       "and compare every kasalias output")
+    p.add_argument("--srctree", type=Path, help="the tree to build (default: the sample-tree/ beside kasalias)")
+    p.add_argument("--keep", action="store_true", help="keep the two build directories")
+    p.set_defaults(func=cmd_repro_check)
     return parser
 
 

@@ -24,13 +24,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from kasalias.aliastable import AliasTable, symbol_keys
-from kasalias.analysis import LoadedImage, analyze, load_module, module_name
+from typing import TYPE_CHECKING
+
+from kasalias.aliastable import AliasTable, module_name, symbol_keys
 from kasalias.errors import KasaliasError
-from kasalias.policy import Policy
-from kasalias.srcloc import PathMapper
 from kasalias.symbfreq import SymbolFrequency
-from kasalias.symbols import STB_LOCAL, STT_FUNC, STT_OBJECT, ElfImage, Symbol
+from kasalias.symbols import STB_LOCAL, STT_FUNC, STT_OBJECT, ElfImage, Section, Symbol
+
+if TYPE_CHECKING:
+    from kasalias.policy import Policy
+    from kasalias.srcloc import PathMapper
 
 log = logging.getLogger(__name__)
 SHT_RELA, SHT_REL = 4, 9
@@ -49,8 +52,8 @@ class NewSymbol:
     local: bool
 
 
-def aliases_for_module(path: Path, table: AliasTable, freq: SymbolFrequency | None, paths: PathMapper,
-                       policy: Policy) -> list[NewSymbol]:
+def aliases_for_module(path: Path, table: AliasTable, freq: SymbolFrequency | None, paths: PathMapper | None,
+                       policy: Policy | None) -> list[NewSymbol]:
     """The aliases of one module: from the analysis table if the module was analysed
     (in-tree), else computed against the shipped frequency table (built later, out of tree)."""
     name = module_name(path)
@@ -73,9 +76,12 @@ def aliases_for_module(path: Path, table: AliasTable, freq: SymbolFrequency | No
                 raise KasaliasError(f"{path}: symbol {r.symbol} of the alias table is missing")
             picked.append((sym, r.alias))
     else:
-        if freq is None:
+        if freq is None or paths is None or policy is None:
             raise KasaliasError(f"{path}: module {name} is not in the alias table; "
                                 "give --symbfreq to alias a module built out of tree")
+        # Only a module built out of tree needs the analysis (DWARF) code.
+        from kasalias.analysis import analyze, load_module
+
         image = load_module(path)
         own = SymbolFrequency(freq.counts.copy())
         own.add(s.name for s in image.visible)
@@ -201,24 +207,25 @@ def _check_symtab_order(img: ElfImage, tool: str) -> None:
                             f"first global is {first_global}")
 
 
-def _reloc_view(img: ElfImage, sec_index: int) -> list[tuple[int, int, int, str]]:
-    """(offset, type, addend, symbol name or section name) of each relocation."""
-    sec = img.sections[sec_index]
-    raw = img.section_data(img.symtab)
+def _symbol_names(img: ElfImage) -> list[str]:
+    """What each .symtab index names: the symbol's name, or its section for STT_SECTION."""
     strtab = img.section_data(img.sections[img.symtab.link])
-    entries = list(struct.iter_unpack("<IBBHQQ", raw))
+    out = []
+    for st_name, info, _o, shndx, _v, _s in struct.iter_unpack("<IBBHQQ", img.section_data(img.symtab)):
+        if info & 0xF == 3:
+            out.append("section:" + (img.sections[shndx].name if shndx < len(img.sections) else str(shndx)))
+        else:
+            out.append(strtab[st_name:strtab.find(b"\0", st_name)].decode("utf-8", "surrogateescape"))
+    return out
 
-    def sym_name(i: int) -> str:
-        st_name, info, _o, shndx, _v, _s = entries[i]
-        if info & 0xF == 3:  # STT_SECTION: named by its section
-            return "section:" + img.sections[shndx].name
-        return strtab[st_name:strtab.find(b"\0", st_name)].decode("utf-8", "surrogateescape")
 
+def _reloc_view(img: ElfImage, sec: Section, names: list[str]) -> list[tuple[int, int, int, str]]:
+    """(offset, type, addend, symbol name or section name) of each relocation."""
     data = img.section_data(sec)
     if sec.type == SHT_RELA:
-        return [(off, info & 0xFFFFFFFF, add, sym_name(info >> 32)) for off, info, add in
+        return [(off, info & 0xFFFFFFFF, add, names[info >> 32]) for off, info, add in
                 struct.iter_unpack("<QQq", data)]
-    return [(off, info & 0xFFFFFFFF, 0, sym_name(info >> 32)) for off, info in struct.iter_unpack("<QQ", data)]
+    return [(off, info & 0xFFFFFFFF, 0, names[info >> 32]) for off, info in struct.iter_unpack("<QQ", data)]
 
 
 def _check_sections(a: ElfImage, b: ElfImage, tool: str, src: Path) -> None:
@@ -229,6 +236,7 @@ def _check_sections(a: ElfImage, b: ElfImage, tool: str, src: Path) -> None:
     if sorted(a_names) != sorted(s.name for s in b.sections):
         raise KasaliasError(f"{tool} output for {src}: the set of sections changed")
     seen: dict[str, int] = {}
+    names: tuple[list[str], list[str]] | None = None
     for s in a.sections:
         k = seen.get(s.name, 0)
         seen[s.name] = k + 1
@@ -236,7 +244,12 @@ def _check_sections(a: ElfImage, b: ElfImage, tool: str, src: Path) -> None:
         if s.name in _REWRITTEN:
             continue
         if s.type in (SHT_RELA, SHT_REL):
-            if _reloc_view(a, s.index) != _reloc_view(b, t.index):
+            # Relocations against locals keep their bytes (objcopy appends the new locals).
+            if a.section_data(s) == b.section_data(t):
+                continue
+            if names is None:
+                names = (_symbol_names(a), _symbol_names(b))
+            if _reloc_view(a, s, names[0]) != _reloc_view(b, t, names[1]):
                 raise KasaliasError(f"{tool} output for {src}: relocations in {s.name} changed")
         elif a.section_data(s) != b.section_data(t):
             raise KasaliasError(f"{tool} output for {src}: bytes of section {s.name} changed")
