@@ -167,6 +167,20 @@ def cmd_repro_check(args: argparse.Namespace) -> int:
     return repro_check(args.srctree, keep=args.keep)
 
 
+def cmd_kbuild(args: argparse.Namespace) -> int:
+    from kasalias.kbuild import apply
+
+    ksrc: Path = args.ksrc
+    if not ksrc.is_dir():
+        raise KasaliasError(f"{ksrc}: not a directory")
+    changed = apply(ksrc, install=args.action == "install")
+    for name in changed:
+        log.info("%s %s", "hooked" if args.action == "install" else "restored", name)
+    if not changed:
+        log.info("%s: nothing to do", ksrc)
+    return 0
+
+
 def _common_tree_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--srctree", type=Path, help="the kernel source tree (paths in aliases are relative to it)")
     p.add_argument("--objtree", type=Path, help="the build directory (O=), where modules.order paths start")
@@ -238,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--srctree", type=Path, help="the tree to build (default: the sample-tree/ beside kasalias)")
     p.add_argument("--keep", action="store_true", help="keep the two build directories")
     p.set_defaults(func=cmd_repro_check)
+
+    p = sub.add_parser("kbuild", help="install or remove the KAS_ALIAS=1 hooks in a kernel tree (6.1, 6.12)")
+    p.add_argument("action", choices=("install", "remove"))
+    p.add_argument("ksrc", type=Path, help="the kernel source tree")
+    p.set_defaults(func=cmd_kbuild)
     return parser
 
 

@@ -87,7 +87,8 @@ def symbol_table(path: Path) -> list[tuple[str, int, int, str, str, str]]:
 def _bytes_differ(rel: str, a: bytes, b: bytes) -> str:
     if rel in DATA_FILES:  # text: show the lines
         diff = list(difflib.unified_diff(a.decode(errors="replace").splitlines(),
-                                         b.decode(errors="replace").splitlines(), "build 1", "build 2", lineterm="", n=0))
+                                         b.decode(errors="replace").splitlines(), "build 1", "build 2",
+                                         lineterm="", n=0))
         shown = "\n    ".join(diff[2:12]) + ("\n    ..." if len(diff) > 12 else "")
         return f"the bytes differ:\n    {shown}"
     at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))

@@ -1,0 +1,205 @@
+"""Hooking kasalias into a kernel tree: ``kasalias kbuild install|remove KSRC``.
+
+Each hook is a marked block of lines placed before, after or instead of one
+anchor line of a Kbuild file; ``remove`` takes the blocks out (restoring a
+replaced line from its marker) and the tree is byte for byte what it was.
+The hooks do nothing unless ``make KAS_ALIAS=1``: without it the hooked tree
+builds exactly what the unhooked tree builds (every command line is the same).
+Hook points, for Linux 6.1 and 6.12 (NOTES.md, "Kernel hooks"):
+
+- scripts/link-vmlinux.sh: the analysis once before the kallsyms passes;
+  in kallsyms(), a NEW ``.syms.aliased`` file for scripts/kallsyms (the
+  ``.syms`` file and the System.map check stay as they are).
+- scripts/Makefile.vmlinux: ``KAS_ALIAS=1`` in the saved command of
+  link_vmlinux, so that toggling it relinks vmlinux.
+- Makefile: with KAS_ALIAS=1, modules after vmlinux (as for module BTF);
+  the analysis outputs kept by ``make clean`` (external modules need them).
+- scripts/Makefile.modfinal: each ``X.ko.aliased`` after its ``X.ko``.
+- scripts/Makefile.modinst: ``X.ko.aliased`` installed as ``X.ko``, then
+  stripped, signed and compressed as usual.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from kasalias.errors import KasaliasError
+from kasalias.fsutil import write_atomic
+
+BEGIN = "# >>> kasalias"
+END = "# <<< kasalias"
+REPLACED = "# >>> kasalias (make KAS_ALIAS=1) replaces the line after this block: "
+MAKEFILE_KASALIAS = "scripts/Makefile.kasalias"
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A block of lines before or after an anchor line; with ``replacement``, the block goes
+    before the anchor and the anchor line itself is replaced (its marker keeps the original)."""
+
+    file: str
+    anchor: str  # the anchor line, compared with runs of white space folded
+    where: str  # "before" or "after"
+    text: str  # lines to place (no markers)
+    replacement: str | None = None
+
+
+_ANALYZE = """\
+if [ "${KAS_ALIAS}" = 1 ] && is_enabled CONFIG_KALLSYMS; then
+	info KASALIAS modules.symalias
+	${PYTHON3} -m kasalias analyze --vmlinux vmlinux.o --objtree . --srctree "${srctree}" \\
+		$([ -f modules.order ] && echo --modules-order modules.order) -o .
+fi
+"""
+_SYMS = """\
+	if [ "${KAS_ALIAS}" = 1 ] && [ -s "${1}" ]; then
+		info KASALIAS "${1}.aliased"
+		${PYTHON3} -m kasalias syms --aliases modules.symalias --image "${1%.syms}" "${1}" "${1}.aliased"
+		set -- "${1}.aliased" "${2}"
+	fi
+"""
+_TOP = """\
+ifeq ($(KAS_ALIAS),1)
+KBUILD_BUILTIN := 1
+modules: vmlinux
+endif
+"""
+_MRPROPER = "MRPROPER_FILES += modules.symbfreq modules.symalias\n"
+_CLEAN = "CLEAN_FILES += kasalias.ninja kasalias.mk .kasalias.mk.cmd .kasalias\n"
+_MODFINAL = """\
+ifeq ($(KAS_ALIAS),1)
+PHONY += __kasalias
+__modfinal: __kasalias
+__kasalias: {kos}
+	$(Q)$(MAKE) -f $(srctree)/scripts/Makefile.kasalias
+endif
+"""
+_MODINST = "kasalias-suffix := $(if $(filter 1,$(KAS_ALIAS)),.aliased)\n"
+_LINK_ENV = "kasalias-link-env := $(if $(filter 1,$(KAS_ALIAS)),KAS_ALIAS=1 )\n"
+
+
+def hooks_for(version: tuple[int, int]) -> list[Hook]:
+    """The hooks of a kernel version (6.1 and 6.12 are known)."""
+    if version not in ((6, 1), (6, 12)):
+        raise KasaliasError(f"Linux {version[0]}.{version[1]} is not a version kasalias knows how to hook "
+                            "(known: 6.1, 6.12)")
+    kos = "$(modules)" if version == (6, 1) else "$(modules:%.o=%.ko)"
+    modfinal_anchor = "__modfinal: $(modules)" if version == (6, 1) else "__modfinal: $(modules:%.o=%.ko)"
+    return [
+        Hook("scripts/link-vmlinux.sh", "if is_enabled CONFIG_KALLSYMS; then", "before", _ANALYZE),
+        Hook("scripts/link-vmlinux.sh", "local kallsymopt;", "after", _SYMS),
+        Hook("scripts/Makefile.vmlinux", "cmd_link_vmlinux = \\", "before", _LINK_ENV,
+             "cmd_link_vmlinux = $(kasalias-link-env)\t\t\t\t\t\t\\\n"),
+        Hook("Makefile", "ifdef CONFIG_DEBUG_INFO_BTF_MODULES", "before", _TOP),
+        Hook("Makefile", "MRPROPER_FILES += include/config include/generated          \\", "before", _MRPROPER),
+        Hook("Makefile", "MRPROPER_FILES += include/config include/generated          \\", "before", _CLEAN),
+        Hook("scripts/Makefile.modfinal", modfinal_anchor, "before", _MODFINAL.format(kos=kos)),
+        Hook("scripts/Makefile.modinst", "$(dst)/%.ko: $(extmod_prefix)%.ko FORCE", "before", _MODINST,
+             "$(dst)/%.ko: $(extmod_prefix)%.ko$(kasalias-suffix) FORCE\n"),
+    ]
+
+
+def kernel_version(ksrc: Path) -> tuple[int, int]:
+    try:
+        text = (ksrc / "Makefile").read_text()
+    except OSError as e:
+        raise KasaliasError(f"{ksrc}: not a kernel tree (no Makefile: {e.strerror})") from None
+    m1 = re.search(r"^VERSION = (\d+)$", text, re.M)
+    m2 = re.search(r"^PATCHLEVEL = (\d+)$", text, re.M)
+    if not (m1 and m2) or not (ksrc / "scripts" / "link-vmlinux.sh").is_file():
+        raise KasaliasError(f"{ksrc}: not a Linux kernel tree (no VERSION/PATCHLEVEL or scripts/link-vmlinux.sh)")
+    return int(m1.group(1)), int(m2.group(1))
+
+
+def _fold(line: str) -> str:
+    return " ".join(line.split())
+
+
+def remove_blocks(text: str) -> str:
+    """``text`` without kasalias blocks; a replaced anchor line comes back."""
+    out: list[str] = []
+    lines = text.splitlines(keepends=True)
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith(BEGIN):
+            j = i
+            while j < len(lines) and not lines[j].startswith(END):
+                j += 1
+            if j == len(lines):
+                raise KasaliasError("a kasalias block has no end marker")
+            i = j + 1
+            if line.startswith(REPLACED):
+                out.append(line[len(REPLACED):])
+                i += 1  # the replacement line
+            continue
+        out.append(line)
+        i += 1
+    return "".join(out)
+
+
+def add_blocks(text: str, hooks: list[Hook], name: str) -> str:
+    lines = text.splitlines(keepends=True)
+    for h in hooks:
+        idx = [i for i, line in enumerate(lines) if _fold(line) == _fold(h.anchor)]
+        if not idx:
+            raise KasaliasError(f"{name}: line {h.anchor.strip()!r} not found; this tree is not one kasalias "
+                                "knows how to hook")
+        i = idx[0]
+        body = h.text if h.text.endswith("\n") else h.text + "\n"
+        if h.replacement is not None:
+            block = REPLACED + lines[i] + body + END + "\n" + h.replacement
+            lines[i:i + 1] = [block]
+        else:
+            block = BEGIN + " (make KAS_ALIAS=1)\n" + body + END + "\n"
+            at = i if h.where == "before" else i + 1
+            lines[at:at] = [block]
+    return "".join(lines)
+
+
+def _makefile_kasalias() -> bytes:
+    here = Path(__file__).resolve().parent
+    for p in (here.parent / "kbuild" / "Makefile.kasalias", here / "kbuild" / "Makefile.kasalias"):
+        if p.is_file():
+            return p.read_bytes()
+    raise KasaliasError("kbuild/Makefile.kasalias not found beside the kasalias package")
+
+
+def plan(ksrc: Path, install: bool) -> dict[Path, bytes | None]:
+    """New contents of every file (None: delete), computed before anything is written."""
+    version = kernel_version(ksrc)
+    hooks = hooks_for(version)
+    out: dict[Path, bytes | None] = {}
+    for name in sorted({h.file for h in hooks}):
+        path = ksrc / name
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise KasaliasError(f"{path}: cannot read: {e.strerror}") from None
+        clean = remove_blocks(text)
+        new = add_blocks(clean, [h for h in hooks if h.file == name], name) if install else clean
+        if new != text:
+            out[path] = new.encode()
+    extra = ksrc / MAKEFILE_KASALIAS
+    if install:
+        data = _makefile_kasalias()
+        if not extra.is_file() or extra.read_bytes() != data:
+            out[extra] = data
+    elif extra.exists():
+        out[extra] = None
+    return out
+
+
+def apply(ksrc: Path, install: bool) -> list[str]:
+    """Install or remove the hooks; return the files changed (none when already done)."""
+    changes = plan(ksrc, install)
+    for path, data in sorted(changes.items()):
+        if data is None:
+            path.unlink()
+        else:
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+            write_atomic(path, data)
+            path.chmod(mode)
+    return [str(p.relative_to(ksrc)) for p in sorted(changes)]

@@ -1,0 +1,191 @@
+"""kasalias gen: the rendered ninja file and Make fragment (golden files), ninja quoting run
+by a real ninja, refusals (a newline, two producers of one output), writing only on change.
+
+KASALIAS_UPDATE_GOLDEN=1 rewrites tests/golden/ from the current templates."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import Build, run_kasalias
+from elfread import nm_symbols
+from kasalias import buildgen
+from kasalias.buildgen import Edge, GenConfig, Graph, Rule, ninja_escape
+from kasalias.cli import main
+from kasalias.errors import KasaliasError
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+SRCTREE = "/usr/src/linux-6.12"
+ODD = "drivers/odd dir/$x:y/hello.o"  # a space, '$' and ':' in one module path (module "hello")
+
+
+def gen_args(objtree: Path, *extra: str) -> list[str]:
+    return ["gen", "--objtree", str(objtree), "--srctree", SRCTREE, "--python", "python3",
+            "--make-file", "kasalias.mk", "--syms", "vmlinux.syms.aliased", *extra]
+
+
+def fixed_dependencies() -> list[Path]:
+    """Stands in for kasalias' own files, which come and go as kasalias grows."""
+    return [Path("/opt/kasalias/kasalias/buildgen.py"), Path("/opt/kasalias/templates/kasalias.ninja.j2"),
+            Path("/opt/kasalias/templates/kasalias.mk.j2")]
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("KASALIAS_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    want = path.read_text()
+    if text != want:
+        diff = "".join(difflib.unified_diff(want.splitlines(True), text.splitlines(True),
+                                            f"tests/golden/{name}", "rendered"))
+        pytest.fail(f"{name} differs from the golden file (KASALIAS_UPDATE_GOLDEN=1 updates it):\n{diff}",
+                    pytrace=False)
+
+
+@pytest.fixture
+def objtree(tmp_path: Path) -> Path:
+    d = tmp_path / "obj"
+    d.mkdir()
+    (d / "modules.order").write_text(f"fs/minix/minix.o\nlib/crc7.o\n{ODD}\n")
+    return d
+
+
+@pytest.mark.parametrize("name", ["kasalias.ninja", "kasalias.mk"])
+def test_golden(name: str, objtree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(buildgen, "dependency_files", fixed_dependencies)
+    assert main(gen_args(objtree)) == 0
+    text = (objtree / name).read_text().replace(buildgen.ninja_binary(), "/opt/kasalias/bin/ninja")
+    check_golden(name, text)
+
+
+def test_dependency_files() -> None:
+    """The generator edge's inputs: every module of kasalias and both templates."""
+    deps = buildgen.dependency_files()
+    names = {p.name for p in deps}
+    assert {"buildgen.py", "cli.py", "reprocheck.py", "kasalias.ninja.j2", "kasalias.mk.j2"} <= names
+    assert all(p.is_absolute() and p.is_file() for p in deps)
+
+
+def test_ninja_escape() -> None:
+    assert ninja_escape(ODD) == "drivers/odd$ dir/$$x$:y/hello.o"
+    assert ninja_escape("echo $x: y", path=False) == "echo $$x: y"
+    for bad in ("a\nb", "a\rb"):
+        with pytest.raises(KasaliasError, match="newline"):
+            ninja_escape(bad)
+
+
+def test_newline_refused(objtree: Path) -> None:
+    """A tool path with a newline cannot be quoted for ninja: one error line, nothing written."""
+    proc = run_kasalias(*gen_args(objtree, "--objcopy", "/opt/cross/bin/objcopy\nrm -rf /"), check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("kasalias: error: ") and "newline" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+    assert sorted(p.name for p in objtree.iterdir()) == ["modules.order"]
+
+
+def test_two_producers_refused(objtree: Path) -> None:
+    g = Graph()
+    g.rule(Rule("r", "KASALIAS", "$out", "true"))
+    g.build(Edge("r", ("a.ko.aliased",), ("a.ko",)))
+    with pytest.raises(KasaliasError, match="two build steps produce a.ko.aliased"):
+        g.build(Edge("r", ("b", "a.ko.aliased"), ("a.ko",)))
+    assert [e.outputs for e in g.edges] == [("a.ko.aliased",)]
+    # The same module twice in modules.order would be two producers of its .ko.aliased.
+    (objtree / "modules.order").write_text("lib/crc7.o\nfs/minix/minix.o\nlib/crc7.o\n")
+    proc = run_kasalias(*gen_args(objtree), check=False)
+    assert proc.returncode == 1 and "two build steps produce lib/crc7.ko.aliased" in proc.stderr
+    assert sorted(p.name for p in objtree.iterdir()) == ["modules.order"]
+
+
+def test_bad_modules_order_line(objtree: Path) -> None:
+    (objtree / "modules.order").write_text("lib/crc7.o\nlib/crc7.mod.c\n")
+    proc = run_kasalias(*gen_args(objtree), check=False)
+    assert proc.returncode == 1 and "modules.order:2: 'lib/crc7.mod.c' is not a module object" in proc.stderr
+
+
+def test_written_only_when_changed(objtree: Path) -> None:
+    cfg = GenConfig(objtree=objtree, srctree=Path(SRCTREE), modules_order="modules.order", vmlinux="vmlinux.o",
+                    ninja_file="kasalias.ninja", make_file="kasalias.mk", python="python3", objcopy="objcopy",
+                    nm="nm")
+    assert buildgen.generate(cfg, ["gen"]) == ["kasalias.ninja", "kasalias.mk"]
+    before = {p.name: p.stat().st_mtime_ns for p in objtree.iterdir()}
+    os.utime(objtree / "modules.order")
+    assert buildgen.generate(cfg, ["gen"]) == []
+    assert {p.name: p.stat().st_mtime_ns for p in objtree.iterdir() if p.name != "modules.order"} == \
+        {k: v for k, v in before.items() if k != "modules.order"}
+    # A new module changes the graph, not the Make fragment (it does not list modules).
+    with (objtree / "modules.order").open("a") as f:
+        f.write("hello/hello.o\n")
+    assert buildgen.generate(cfg, ["gen"]) == ["kasalias.ninja"]
+    assert "build hello/hello.ko.aliased: kasalias_module hello/hello.ko" in (objtree / "kasalias.ninja").read_text()
+    assert sorted(p.name for p in objtree.iterdir()) == ["kasalias.mk", "kasalias.ninja", "modules.order"]
+
+
+FAKE_PYTHON = """#!/bin/sh
+# Stands in for python3 in the ninja file: records each command line; the
+# analysis copies a real alias table, 'module' and 'syms' run the real kasalias.
+{py} -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@" >> {log}
+case "$3" in
+analyze) cp {table} {freq} . ;;
+gen) ;;
+*) exec {py} "$@" ;;
+esac
+"""
+
+
+def test_quoting_run_by_ninja(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    """Module paths with a space, '$' and ':', tool paths with spaces and a srctree with '$' and ':'
+    go through the ninja file and the shell unchanged: a real ninja runs the graph."""
+    obj = tmp_path / "obj"
+    (obj / ODD).parent.mkdir(parents=True)
+    (obj / "lib").mkdir()
+    shutil.copy(build5.vmlinux, obj / "vmlinux")
+    (obj / "vmlinux.o").write_bytes(b"")  # read by the analysis only, which is a stand-in here
+    odd_ko = obj / ODD.replace(".o", ".ko")
+    shutil.copy(build5.ko("hello"), odd_ko)
+    shutil.copy(build5.ko("crc7"), obj / "lib" / "crc7.ko")
+    (obj / ODD).write_bytes(b"")
+    (obj / "lib" / "crc7.o").write_bytes(b"")
+    (obj / "modules.order").write_text(f"{ODD}\nlib/crc7.o\n")
+    tools = tmp_path / "tool dir"
+    tools.mkdir()
+    log = tmp_path / "argv.log"
+    fake = tools / "python 3"
+    fake.write_text(FAKE_PYTHON.format(py=sys.executable, log=f"'{log}'", table=analysis5 / "modules.symalias",
+                                       freq=analysis5 / "modules.symbfreq"))
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    for tool in ("objcopy", "nm"):
+        (tools / f"my {tool}").symlink_to(shutil.which(tool))
+    src = tmp_path / "src$1:x"
+    src.mkdir()
+    run_kasalias("gen", "--objtree", obj, "--srctree", src, "--python", fake, "--objcopy", tools / "my objcopy",
+                 "--nm", tools / "my nm", "--syms", "vmlinux.syms.aliased")
+    ninja = subprocess.run([buildgen.ninja_binary(), "-f", "kasalias.ninja"], cwd=obj, capture_output=True,
+                           text=True)
+    assert ninja.returncode == 0, ninja.stdout + ninja.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert ["-m", "kasalias", "analyze", "--vmlinux", "vmlinux.o", "--modules-order", "modules.order",
+            "--objtree", ".", "--srctree", str(src), "-o", "."] in calls
+    odd_rel = ODD.replace(".o", ".ko")
+    assert ["-m", "kasalias", "module", "--aliases", "modules.symalias", "--objcopy", str(tools / "my objcopy"),
+            odd_rel, odd_rel + ".aliased"] in calls
+    # The real 'kasalias module' aliased the module at the odd path (a copy of hello.ko).
+    new = {s[2] for s in nm_symbols(Path(str(odd_ko) + ".aliased"))} - {s[2] for s in nm_symbols(odd_ko)}
+    assert new, "no alias added to the module with the odd path"
+    assert (obj / "lib" / "crc7.ko.aliased").is_file()
+    syms = (obj / "vmlinux.syms").read_text().splitlines()
+    aliased = (obj / "vmlinux.syms.aliased").read_text().splitlines()
+    assert set(syms) < set(aliased)
+    again = subprocess.run([buildgen.ninja_binary(), "-f", "kasalias.ninja", "-n"], cwd=obj, capture_output=True,
+                           text=True)
+    assert "no work to do" in again.stdout
