@@ -20,6 +20,7 @@ output; one function quotes ninja text.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -137,6 +138,10 @@ class GenConfig:
     nm: str
     syms: str | None = None  # vmlinux kallsyms list to write (sample-tree: vmlinux.syms.aliased)
     extra: tuple[str, ...] = ()  # more analyze options (--data, --kernel-version X)
+    analysis: bool = True  # False: the analysis runs elsewhere (a kernel's link-vmlinux.sh)
+    aliases: str = "modules.symalias"
+    symbfreq: str | None = None  # modules built out of tree: alias against these statistics
+    module_srctree: str | None = None  # ... with paths relative to this directory
 
     def kasalias(self) -> list[str]:
         return [self.python, "-m", "kasalias"]
@@ -190,16 +195,19 @@ def build_graph(cfg: GenConfig, argv: list[str]) -> Graph:
     g.rule(Rule("kasalias_analyze", "KASALIAS", "modules.symalias", shell_command(
         k + ["analyze", "--vmlinux", "$vmlinux", "--modules-order", "$order", "--objtree", "$objtree",
              "--srctree", "$srctree", "-o", "$outdir", *cfg.extra]), restat=True))
+    out_of_tree = ["--symbfreq", cfg.symbfreq, "--srctree", cfg.module_srctree or str(cfg.srctree)] \
+        if cfg.symbfreq else []
     g.rule(Rule("kasalias_module", "KASALIAS", "$out", shell_command(
-        k + ["module", "--aliases", "$aliases", "--objcopy", "$objcopy", "$in", "$out"])))
+        k + ["module", "--aliases", "$aliases", *out_of_tree, "--objcopy", "$objcopy", "$in", "$out"])))
     g.build(Edge("kasalias_gen", (cfg.ninja_file,) + ((cfg.make_file,) if cfg.make_file else ()),
                  implicit=(cfg.modules_order, *(str(p) for p in dependency_files()))))
     mods = module_objects(cfg)
-    g.build(Edge("kasalias_analyze", ("modules.symbfreq", "modules.symalias"),
-                 (cfg.vmlinux,), (cfg.modules_order, *mods)))
+    if cfg.analysis:
+        g.build(Edge("kasalias_analyze", ("modules.symbfreq", "modules.symalias"),
+                     (cfg.vmlinux,), (cfg.modules_order, *mods)))
     for m in mods:
         ko = m[:-2] + ".ko"
-        g.build(Edge("kasalias_module", (ko + ".aliased",), (ko,), ("modules.symalias",)))
+        g.build(Edge("kasalias_module", (ko + ".aliased",), (ko,), (cfg.aliases,)))
     if cfg.syms:
         plain = cfg.syms.removesuffix(".aliased")
         if plain == cfg.syms:
@@ -209,7 +217,7 @@ def build_graph(cfg: GenConfig, argv: list[str]) -> Graph:
         g.rule(Rule("kasalias_syms", "KASALIAS", "$out", shell_command(
             k + ["syms", "--aliases", "$aliases", "--image", "$image", "$in", "$out"])))
         g.build(Edge("kasalias_mksysmap", (plain,), ("vmlinux",)))
-        g.build(Edge("kasalias_syms", (cfg.syms,), (plain,), ("modules.symalias", "vmlinux")))
+        g.build(Edge("kasalias_syms", (cfg.syms,), (plain,), (cfg.aliases, "vmlinux")))
     return g
 
 
@@ -221,10 +229,11 @@ def render(cfg: GenConfig, argv: list[str]) -> dict[str, str]:
     graph = build_graph(cfg, argv)
     env = template_env()
     variables = {"vmlinux": cfg.vmlinux, "order": cfg.modules_order, "objtree": ".",
-                 "srctree": str(cfg.srctree), "outdir": ".", "aliases": "modules.symalias",
+                 "srctree": str(cfg.srctree), "outdir": ".", "aliases": cfg.aliases,
                  "objcopy": cfg.objcopy, "image": "vmlinux"}
     ctx = {
         "template": NINJA_TEMPLATE,
+        "builddir": ninja_escape(posixpath.join(posixpath.dirname(cfg.ninja_file), ".kasalias"), path=False),
         "variables": [(k, ninja_escape(shlex.quote(v), path=False)) for k, v in sorted(variables.items())],
         "rules": list(graph.rules.values()),
         "edges": [e.quoted() | {"rule": e.rule} for e in graph.edges],

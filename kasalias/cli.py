@@ -145,7 +145,8 @@ def cmd_gen(args: argparse.Namespace) -> int:
     cfg = GenConfig(objtree=objtree, srctree=args.srctree.resolve(), modules_order=args.modules_order,
                     vmlinux=args.vmlinux, ninja_file=args.ninja_file, make_file=args.make_file,
                     python=args.python, objcopy=args.objcopy, nm=args.nm, syms=args.syms,
-                    extra=tuple(args.analyze_option or ()))
+                    extra=tuple(args.analyze_option or ()), analysis=not args.no_analysis,
+                    aliases=args.aliases, symbfreq=args.symbfreq, module_srctree=args.module_srctree)
     # The generator edge re-runs this command from objtree, where ninja runs.
     argv = ["gen", "--objtree", ".", "--srctree", str(cfg.srctree), "--modules-order", cfg.modules_order,
             "--vmlinux", cfg.vmlinux, "--ninja-file", cfg.ninja_file, "--python", cfg.python,
@@ -156,6 +157,14 @@ def cmd_gen(args: argparse.Namespace) -> int:
         argv += ["--syms", cfg.syms]
     for opt in cfg.extra:
         argv += [f"--analyze-option={opt}"]
+    if not cfg.analysis:
+        argv += ["--no-analysis"]
+    if cfg.aliases != "modules.symalias":
+        argv += ["--aliases", cfg.aliases]
+    if cfg.symbfreq:
+        argv += ["--symbfreq", cfg.symbfreq]
+    if cfg.module_srctree:
+        argv += ["--module-srctree", cfg.module_srctree]
     for rel in generate(cfg, argv):
         log.info("wrote %s", rel)
     return 0
@@ -245,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nm", default="nm", help="$(NM)")
     p.add_argument("--syms", help="also write this vmlinux kallsyms list (nm -n vmlinux + aliases)")
     p.add_argument("--analyze-option", action="append", help="pass this option to 'kasalias analyze'")
+    p.add_argument("--no-analysis", action="store_true",
+                   help="no analysis edge: it runs at vmlinux link (a kernel's link-vmlinux.sh)")
+    p.add_argument("--aliases", default="modules.symalias", help="the alias table (default: %(default)s)")
+    p.add_argument("--symbfreq", help="modules built out of tree: alias them against this modules.symbfreq")
+    p.add_argument("--module-srctree", help="out of tree: alias paths are relative to this directory")
     p.set_defaults(func=cmd_gen)
 
     p = sub.add_parser("repro-check", help="build a tree twice (-j1, -j2, two directories) with make KAS_ALIAS=1 "
