@@ -32,6 +32,9 @@ GENERATED = re.compile(
     r"|__export_symbol_|__param_|__setup_|__bpf_trace_tp_map_|__tracepoint_ptr_)"
     r"|^(?:" + "|".join(re.escape(n) for n in _GENERATED_LOCALS) + r")\.\d+$"
     r"|^(?:init_module|cleanup_module|__this_module)$"  # module_init()/module_exit() aliases, modpost data
+    r"|^orc_header$"  # scripts/module-common.c, linked into every module
+    r"|^__(?:start|stop)_"  # section bounds the linker defines (no source at all)
+    r"|^__mod_\w+_device_table$"  # MODULE_DEVICE_TABLE() aliases of a named table
     r"|^_note_\d+$"  # ELF note labels from the ELFNOTE() macro
     r"|^_sub_[ID]_\d+_\d+$"  # GCC's constructor/destructor stubs
     r"|^\.L|^\$"  # assembler temporaries and mapping symbols

@@ -37,6 +37,7 @@ SHF_COMPRESSED = 0x800
 SHT_RELA = 4
 _DEBUG_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line", ".debug_line_str",
                    ".debug_aranges", ".debug_addr", ".debug_str_offsets", ".debug_ranges", ".debug_rnglists")
+_SEARCH_ALL_UNITS = 64  # a module's units are few enough to search them all for a global variable
 _STRX = {F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4, F_GNU_STR_INDEX}
 # Absolute relocation types (x86-64, AArch64) and their widths; DWARF uses no others.
 _ABS_RELOCS = {1: 8, 10: 4, 11: 4, 257: 8, 258: 4, 0: 0}
@@ -385,6 +386,8 @@ class DwarfSource:
             between = [u for u in self.units[bisect.bisect_right(self._unit_offsets, lo):
                                             bisect.bisect_left(self._unit_offsets, hi)]
                        if posixpath.basename(self.unit_name(u)[0]) == basename]
+            if len(between) != 1:  # e.g. a group whose functions are all global or __pfx_ twins
+                between = [u for u in self.units if posixpath.basename(self.unit_name(u)[0]) == basename]
             if len(between) == 1:
                 found[g] = between[0]
         return found
@@ -417,7 +420,19 @@ class DwarfSource:
                     by_unit.setdefault(unit.offset, []).append(sym)
                     break
             else:
+                if len(self.units) <= _SEARCH_ALL_UNITS and self._search_all(sym, by_unit):
+                    continue
                 log.debug("%s: no compilation unit found for %s", image.path, sym.name)
+
+    def _search_all(self, sym: Symbol, by_unit: dict[int, list[Symbol]]) -> bool:
+        """A module has few units: look for the variable in each."""
+        addr = self.image.address(sym)
+        for unit in self.units:
+            entries = self.reader(unit).scan({base_name(sym.name).encode()}, {addr}, "." in sym.name)
+            if any(e.location == addr for e in entries):
+                by_unit.setdefault(unit.offset, []).append(sym)
+                return True
+        return False
 
     def _locate_in_unit(self, unit: Unit, syms: list[Symbol]) -> dict[int, SourceLoc]:
         names = {base_name(s.name).encode() for s in syms}

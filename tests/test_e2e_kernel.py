@@ -1,0 +1,196 @@
+"""End to end: a real Linux tree hooked with 'kasalias kbuild install', built with
+'make KAS_ALIAS=1', booted in QEMU; assertions on what the guest prints.
+
+Downloads (Debian's linux-source-X) and builds are cached in
+${KASALIAS_CACHE:-/var/cache/kasalias}; a repeat run rebuilds incrementally.
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_kasalias
+from elfread import elf_symbols
+from kasalias.policy import is_generated
+
+CACHE = Path(os.environ.get("KASALIAS_CACHE", "/var/cache/kasalias"))
+E2E = ROOT / "tests" / "e2e"
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Line:
+    addr: int
+    type: str
+    name: str
+    module: str  # "" for vmlinux
+
+    @property
+    def base(self) -> str:
+        return self.name.split("@", 1)[0]
+
+
+@dataclass
+class Guest:
+    obj: Path
+    log: str
+
+    def kallsyms(self, label: str) -> list[Line]:
+        m = re.search(rf"E2E-KALLSYMS-BEGIN {label}\n(.*?)E2E-KALLSYMS-END {label}", self.log, re.S)
+        assert m, f"no kallsyms dump '{label}' in the boot log {self.obj / 'boot.log'}"
+        out = []
+        for raw in m.group(1).splitlines():
+            f = raw.split()
+            if f and f[0] == "E2E-K":
+                out.append(Line(int(f[1], 16), f[2], f[3], f[4].strip("[]") if len(f) > 4 else ""))
+        return out
+
+    def lines(self, prefix: str) -> list[str]:
+        return [l[len(prefix) + 1:] for l in self.log.splitlines() if l.startswith(prefix + " ")]
+
+
+def sh(*argv: object, **kw: object) -> str:
+    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, argv))} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def hooked_tree(version: str) -> Path:
+    """A hard-linked copy of the pristine tree, with the hooks installed (kasalias writes by
+    rename, so the cached original is never touched)."""
+    src = Path(sh(ROOT / "tools" / "fetch-linux-source", version).strip().splitlines()[-1])
+    work = CACHE / "work" / f"linux-{version}-hooked"
+    if not work.is_dir():
+        tmp = work.with_name(work.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        sh("cp", "-al", src, tmp)
+        tmp.rename(work)
+    run_kasalias("kbuild", "install", work)  # idempotent; refreshes hooks that changed
+    return work
+
+
+def boot_hooked(version: str) -> Guest:
+    src = hooked_tree(version)
+    obj = CACHE / "build" / f"e2e-{version}-kasalias"
+    args = ["KAS_ALIAS=1", f"PYTHON3={sys.executable}"]
+    env = dict(os.environ, JOBS=os.environ.get("JOBS", "2"))
+    build = E2E / "build-kernel"
+    sh(build, src, obj, *args, env=env)
+    shutil.rmtree(obj / "staging", ignore_errors=True)
+    sh(build, src, obj, "modules_install", f"INSTALL_MOD_PATH={obj / 'staging'}", *args, env=env)
+    ext = obj / "extmod"
+    shutil.rmtree(ext, ignore_errors=True)
+    shutil.copytree(E2E / "extmod", ext)
+    sh(build, src, obj, f"M={ext}", "modules", *args, env=env)
+    sh(build, src, obj, f"M={ext}", "modules_install", f"INSTALL_MOD_PATH={obj / 'staging'}", *args, env=env)
+    initrd = obj / "e2e-initrd.cpio"
+    sh(E2E / "mkinitramfs", "-b", obj, "-t", E2E / "kasalias-test.sh", "-m", obj / "staging", initrd)
+    log = obj / "boot.log"
+    subprocess.run([str(E2E / "boot"), "-t", "300", "-o", str(log), str(obj / "arch/x86/boot/bzImage"),
+                    str(initrd)], capture_output=True, text=True)
+    return Guest(obj, log.read_text(errors="replace"))
+
+
+@pytest.fixture(scope="module", params=["6.12", "6.1"])
+def guest(request: pytest.FixtureRequest) -> Guest:
+    return boot_hooked(request.param)
+
+
+def check_aliases(lines: list[Line]) -> None:
+    """No alias repeats; each sits at the address of a same-named original that comes first."""
+    names = Counter((l.name, l.module) for l in lines if "@" in l.name)
+    assert names and max(names.values()) == 1, [n for n, c in names.items() if c > 1][:10]
+    alias_names = Counter(l.name for l in lines if "@" in l.name)
+    assert max(alias_names.values()) == 1  # unique across vmlinux and all modules too
+    first_at: dict[tuple[int, str], Line] = {}
+    originals: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for l in lines:
+        first_at.setdefault((l.addr, l.module), l)
+        if "@" not in l.name:
+            originals[(l.addr, l.module)].add(l.name.split(".llvm.")[0])
+    for l in lines:
+        if "@" in l.name:
+            assert l.base in originals[(l.addr, l.module)], f"{l.name}: no original {l.base} at {l.addr:x}"
+            assert "@" not in first_at[(l.addr, l.module)].name, f"{l.name} is the first name at {l.addr:x}"
+
+
+def uncovered(lines: list[Line], allowed: set[str]) -> list[str]:
+    """Copies of duplicated text names the policy covers that have no alias."""
+    copies = Counter(l.name for l in lines if "@" not in l.name)
+    aliased = {(l.addr, l.module, l.base) for l in lines if "@" in l.name}
+    missing = []
+    for l in lines:
+        if "@" in l.name or l.type not in "tT" or copies[l.name] < 2 or is_generated(l.name):
+            continue
+        if (l.addr, l.module, l.name) not in aliased and l.name not in allowed:
+            missing.append(f"{l.name} {l.addr:x} [{l.module}]")
+    return missing
+
+
+def test_vmlinux_kallsyms_has_aliases(guest: Guest) -> None:
+    lines = guest.kallsyms("vmlinux")
+    check_aliases(lines)
+    assert not uncovered(lines, no_dwarf_names(guest.obj)), uncovered(lines, no_dwarf_names(guest.obj))[:20]
+    assert any(l.name.startswith("type_show@") for l in lines)
+
+
+def no_dwarf_names(obj: Path) -> set[str]:
+    """Names kasalias reports it cannot place (assembly without DWARF): allowed to lack an alias."""
+    table = (obj / "modules.symalias").read_text()
+    assert table.startswith("# kasalias alias table")
+    version = "6.1" if "-6.1-" in obj.name else "6.12"
+    report = run_kasalias("report", "--vmlinux", obj / "vmlinux", "--kernel-version", version, "--json")
+    import json
+
+    return {p.split(": ")[1] for p in json.loads(report.stdout)["problems"] if "no source location" in p}
+
+
+def test_modules_load_and_show_aliases(guest: Guest) -> None:
+    assert all(l.startswith("ok") for l in guest.lines("E2E-MODPROBE")), guest.lines("E2E-MODPROBE")
+    assert not guest.lines("E2E-SIGNATURE")
+    lines = guest.kallsyms("modules")
+    check_aliases(lines)
+    minix = [l for l in lines if l.module == "minix" and "@" in l.name]
+    for fn in ("get_block", "get_branch", "free_branches"):
+        got = [l for l in minix if l.base == fn]
+        assert len(got) == 2 and len({l.addr for l in got}) == 2, (fn, got)
+    for module in ("kobject_example", "kset_example", "hello"):
+        assert any(l.module == module and l.base == "b_show" for l in lines if "@" in l.name), module
+    # the out-of-tree module, aliased against the kernel's modules.symbfreq
+    assert any(l.module == "hello" and l.base == "type_show" for l in lines if "@" in l.name)
+    assert not any(l.module == "hello" and l.base == "kasalias_hello_unique" for l in lines)
+
+
+def test_kprobe_on_alias(guest: Guest) -> None:
+    probes = guest.lines("E2E-KPROBE")
+    assert any(p.startswith("rejected type_show") for p in probes), probes
+    accepted = [p.split()[1] for p in probes if p.startswith("accepted")]
+    assert len(accepted) == 2 and all("@" in a for a in accepted), probes
+    events = re.search(r"E2E-KPROBE-EVENTS-BEGIN\n(.*?)E2E-KPROBE-EVENTS-END", guest.log, re.S)
+    assert events and all(a in events.group(1) for a in accepted), events
+
+
+def test_installed_modules_are_the_aliased_ones(guest: Guest) -> None:
+    kos = list((guest.obj / "staging").rglob("minix.ko*"))
+    assert len(kos) == 1
+    data = kos[0].read_bytes()
+    if kos[0].suffix == ".xz":
+        data = lzma.decompress(data)
+    assert data.endswith(b"~Module signature appended~\n")  # signed after aliasing
+    plain = guest.obj / "minix.installed.ko"
+    plain.write_bytes(data)
+    names = {s["name"] for s in elf_symbols(plain)}
+    assert sum(n.startswith("get_block@") for n in names) == 2
