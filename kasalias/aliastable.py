@@ -1,10 +1,12 @@
 """The alias table: which symbol of which image gets which alias.
 
-A symbol is identified across links by (STT_FILE group, name, ordinal): the
-linker keeps each object's local symbols together and in order, so vmlinux.o
-and every ``.tmp_vmlinuxN`` (and a module's ``.o`` and its ``.ko``) agree on
-it, while addresses move between kallsyms passes. The group's basename is
-stored too, to check that two symbol tables really correspond.
+A symbol is identified across links by (file, occurrence, name, ordinal):
+the linker emits each object's local symbols after that object's STT_FILE
+symbol (``file``, a basename), and ``occurrence`` tells apart objects of one
+basename (the 28 ``core.c``) by their order. Addresses move between kallsyms
+passes and objects move in link order (Kbuild links the head objects first in
+``.tmp_vmlinuxN``, not in vmlinux.o), but an object's basename, the order of
+same-named objects and its symbols do not. Global symbols have file "".
 
 File format (``modules.symalias``): a header line, then one tab-separated row
 per alias, sorted: image, group, group basename, symbol, ordinal, alias,
@@ -23,15 +25,15 @@ from kasalias.errors import KasaliasError
 from kasalias.fsutil import write_atomic
 from kasalias.symbols import Symbol
 
-HEADER = b"# kasalias alias table 1: image group file symbol ordinal alias decl cu\n"
-SymbolKey = tuple[int, str, int]
+HEADER = b"# kasalias alias table 2: image file occurrence symbol ordinal alias decl cu\n"
+SymbolKey = tuple[str, int, str, int]
 
 
 @dataclass(frozen=True, order=True)
 class AliasRow:
     image: str
-    group: int
-    group_name: str
+    file: str
+    occurrence: int
     symbol: str
     ordinal: int
     alias: str
@@ -40,7 +42,7 @@ class AliasRow:
 
     @property
     def key(self) -> SymbolKey:
-        return (self.group, self.symbol, self.ordinal)
+        return (self.file, self.occurrence, self.symbol, self.ordinal)
 
 
 def module_name(path: Path | str) -> str:
@@ -50,14 +52,22 @@ def module_name(path: Path | str) -> str:
     return name.replace("-", "_")
 
 
-def symbol_keys(symbols: Iterable[Symbol]) -> dict[int, SymbolKey]:
-    """Key of every symbol, by symbol index."""
+def symbol_keys(symbols: Iterable[Symbol], files: list[str]) -> dict[int, SymbolKey]:
+    """Key of every symbol, by symbol index; ``files`` are the image's STT_FILE names."""
+    occurrence: list[int] = []
+    seen_files: dict[str, int] = {}
+    for f in files:
+        occurrence.append(seen_files.get(f, 0))
+        seen_files[f] = occurrence[-1] + 1
     seen: dict[tuple[int, str], int] = {}
     keys: dict[int, SymbolKey] = {}
     for s in symbols:
         n = seen.get((s.group, s.name), 0)
         seen[(s.group, s.name)] = n + 1
-        keys[s.index] = (s.group, s.name, n)
+        if 0 <= s.group < len(files):
+            keys[s.index] = (files[s.group], occurrence[s.group], s.name, n)
+        else:
+            keys[s.index] = ("", 0, s.name, n)
     return keys
 
 
@@ -65,6 +75,18 @@ class AliasTable:
     def __init__(self, rows: Iterable[AliasRow] = (), images: Iterable[str] = ()) -> None:
         self.rows = sorted(rows)
         self.images = frozenset(images) | {r.image for r in self.rows}
+
+    def by_key(self, image: str, symbols: list[Symbol], files: list[str]) -> list[tuple[AliasRow, Symbol | None]]:
+        """The image's rows, each with its symbol among ``symbols`` (None: not there). A name
+        that occurs once is found by name too: a final link turns ThinLTO's promoted globals
+        (name.llvm.<hash>) back into locals, which moves them into a file group."""
+        keys = symbol_keys(symbols, files)
+        by_key = {keys[s.index]: s for s in symbols}
+        counts: dict[str, int] = {}
+        for s in symbols:
+            counts[s.name] = counts.get(s.name, 0) + 1
+        by_name = {s.name: s for s in symbols if counts[s.name] == 1}
+        return [(r, by_key.get(r.key) or by_name.get(r.symbol)) for r in self.for_image(image)]
 
     def for_image(self, image: str) -> list[AliasRow]:
         return [r for r in self.rows if r.image == image]
@@ -76,7 +98,7 @@ class AliasTable:
         out = [HEADER]
         out.extend(b"# image: %s\n" % i.encode() for i in sorted(self.images))
         for r in self.rows:
-            fields = (r.image, str(r.group), r.group_name, r.symbol, str(r.ordinal), r.alias, r.decl, r.cu)
+            fields = (r.image, r.file, str(r.occurrence), r.symbol, str(r.ordinal), r.alias, r.decl, r.cu)
             out.append("\t".join(fields).encode("utf-8", "surrogateescape") + b"\n")
         return b"".join(out)
 
@@ -98,7 +120,7 @@ class AliasTable:
                 images.append(line[9:].decode("utf-8", "surrogateescape"))
                 continue
             f = line.decode("utf-8", "surrogateescape").split("\t")
-            if len(f) != 8 or not f[1].lstrip("-").isdigit() or not f[4].isdigit():
+            if len(f) != 8 or not f[2].isdigit() or not f[4].isdigit():
                 raise KasaliasError(f"{path}:{lineno}: malformed alias table row")
-            rows.append(AliasRow(f[0], int(f[1]), f[2], f[3], int(f[4]), f[5], f[6], f[7]))
+            rows.append(AliasRow(f[0], f[1], int(f[2]), f[3], int(f[4]), f[5], f[6], f[7]))
         return cls(rows, images)

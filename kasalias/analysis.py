@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from kasalias.aliastable import AliasRow, AliasTable, module_name, symbol_keys
+from kasalias.aliastable import AliasRow, AliasTable, SymbolKey, module_name, symbol_keys
 from kasalias.errors import KasaliasError
 from kasalias.kallsyms_rules import VmlinuxRules, module_keeps
 from kasalias.naming import Copy, assign
@@ -29,14 +29,15 @@ class LoadedImage:
     name: str
     path: Path
     visible: list[Symbol]
-    keys: dict[int, tuple[int, str, int]]
+    keys: dict[int, SymbolKey]
     group_names: list[str]
 
 
 def load_vmlinux(path: Path, rules: VmlinuxRules) -> LoadedImage:
     with ElfImage(path) as img:
         visible = [s for s in img.symbols if s.name and rules.keeps(s.name, s.letter)]
-        return LoadedImage(VMLINUX, path, visible, symbol_keys(img.symbols), img.file_groups())
+        files = img.file_groups()
+        return LoadedImage(VMLINUX, path, visible, symbol_keys(img.symbols, files), files)
 
 
 def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
@@ -47,7 +48,8 @@ def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
         visible = [s for s in img.symbols
                    if s.shndx < n and module_keeps(s.name, s.type, s.shndx, secs[s.shndx].name,
                                                    secs[s.shndx].flags, n, kallsyms_all)]
-        return LoadedImage(module_name(path), path, visible, symbol_keys(img.symbols), img.file_groups())
+        files = img.file_groups()
+        return LoadedImage(module_name(path), path, visible, symbol_keys(img.symbols, files), files)
 
 
 class Progress:
@@ -146,10 +148,9 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
     by_image = {img.name: img for img in images}
     rows = []
     for c, alias in aliases.items():
-        image, (group, symbol, ordinal) = c.key  # type: ignore[misc]
-        groups = by_image[image].group_names
-        rows.append(AliasRow(image, group, groups[group] if 0 <= group < len(groups) else "", symbol, ordinal,
-                             alias, f"{c.loc.decl_file}:{c.loc.decl_line}", c.loc.cu))
+        image, (file, occurrence, symbol, ordinal) = c.key  # type: ignore[misc]
+        rows.append(AliasRow(image, file, occurrence, symbol, ordinal, alias,
+                             f"{c.loc.decl_file}:{c.loc.decl_line}", c.loc.cu))
     if collect:
         by_key = {(r.image, r.key): r.alias for r in rows}
         for occ_list in occurrences.values():

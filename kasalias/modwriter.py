@@ -26,7 +26,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from kasalias.aliastable import AliasTable, module_name, symbol_keys
+from kasalias.aliastable import AliasTable, module_name
 from kasalias.errors import KasaliasError
 from kasalias.symbfreq import SymbolFrequency
 from kasalias.symbols import STB_LOCAL, STT_FUNC, STT_OBJECT, ElfImage, Section, Symbol
@@ -64,16 +64,11 @@ def aliases_for_module(path: Path, table: AliasTable, freq: SymbolFrequency | No
         groups = img.file_groups()
         sections = img.sections
     if name in table.images:
-        keys = symbol_keys(symbols)
-        by_key = {keys[s.index]: s for s in symbols}
         picked: list[tuple[Symbol, str]] = []
-        for r in table.for_image(name):
-            if r.group >= 0 and (r.group >= len(groups) or groups[r.group] != r.group_name):
-                raise KasaliasError(f"{path}: does not match the analysed module object (file group {r.group}"
-                                    f" is not {r.group_name!r}); was it rebuilt after the analysis?")
-            sym = by_key.get(r.key)
+        for r, sym in table.by_key(name, symbols, groups):
             if sym is None:
-                raise KasaliasError(f"{path}: symbol {r.symbol} of the alias table is missing")
+                raise KasaliasError(f"{path}: symbol {r.symbol} ({r.file}) of the alias table is not in it; "
+                                    "was the module rebuilt after the analysis?")
             picked.append((sym, r.alias))
     else:
         if freq is None or paths is None or policy is None:
@@ -88,9 +83,7 @@ def aliases_for_module(path: Path, table: AliasTable, freq: SymbolFrequency | No
         result = analyze([image], paths, policy, freq=own, taken=table.aliases())
         for p in result.problems:
             log.warning("%s", p)
-        keys = symbol_keys(symbols)
-        by_key = {keys[s.index]: s for s in symbols}
-        picked = [(by_key[r.key], r.alias) for r in result.table.rows]
+        picked = [(sym, r.alias) for r, sym in result.table.by_key(name, symbols, groups) if sym is not None]
     out = []
     for sym, alias in sorted(picked, key=lambda p: p[1]):
         if sym.shndx >= len(sections):

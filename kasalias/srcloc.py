@@ -113,6 +113,7 @@ class DwarfSource:
         self._readers: dict[int, UnitReader] = {}
         self._files: dict[int, tuple[int, list[str], list[tuple[str, int]]]] = {}
         self._aranges = self._read_aranges()
+        self._group_text_units: dict[int, Unit] | None = None
 
     # -- loading -------------------------------------------------------------------------
 
@@ -367,12 +368,7 @@ class DwarfSource:
         found: dict[int, Unit] = {}
         if not wanted:
             return found
-        known: dict[int, Unit] = {}
-        for sym in self.image.symbols:
-            if sym.group >= 0 and sym.group not in known and sym.is_text:
-                unit = self.unit_at_address(self.image.address(sym))
-                if unit is not None:
-                    known[sym.group] = unit
+        known = self._text_group_units()
         order = sorted(known)
         names = self.image.file_groups()
         for g in sorted(wanted):
@@ -392,6 +388,18 @@ class DwarfSource:
                 found[g] = between[0]
         return found
 
+    def _text_group_units(self) -> dict[int, Unit]:
+        """The unit of each STT_FILE group with a local function (by address)."""
+        if self._group_text_units is None:
+            known: dict[int, Unit] = {}
+            for sym in self.image.symbols:
+                if sym.group >= 0 and sym.group not in known and sym.is_text:
+                    unit = self.unit_at_address(self.image.address(sym))
+                    if unit is not None:
+                        known[sym.group] = unit
+            self._group_text_units = known
+        return self._group_text_units
+
     def _place_by_search(self, syms: list[Symbol], by_unit: dict[int, list[Symbol]]) -> None:
         """Last resort, for global data (not in any STT_FILE group): the unit of the nearest
         local symbol before it in the same section, checked by finding the variable there."""
@@ -402,7 +410,7 @@ class DwarfSource:
                 locals_by_sec.setdefault(s.shndx, []).append((s.value, s.group))
         for v in locals_by_sec.values():
             v.sort()
-        group_unit = self._group_units([s for s in image.symbols if s.group >= 0 and not s.is_text])
+        group_unit = self._text_group_units()
         for sym in syms:
             addr = image.address(sym)
             near = locals_by_sec.get(sym.shndx, [])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, NamedTuple
 
 from kasalias.errors import KasaliasError
 
@@ -57,9 +57,11 @@ class Section:
         return bool(self.flags & SHF_EXECINSTR)
 
 
-@dataclass(frozen=True, slots=True)
-class Symbol:
-    """One .symtab entry; ``group`` is the index of its STT_FILE group (-1: none)."""
+class Symbol(NamedTuple):
+    """One .symtab entry; ``group`` is the index of its STT_FILE group (-1: none).
+
+    A NamedTuple: a vmlinux has ~200,000 symbols, and a tuple is made three
+    times faster than a frozen dataclass instance."""
 
     index: int
     name: str

@@ -10,38 +10,36 @@ so backtraces still show the original name.
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+import logging
+from collections import defaultdict
 from pathlib import Path
 
-from kasalias.aliastable import AliasTable, symbol_keys
+from kasalias.aliastable import AliasTable
 from kasalias.analysis import VMLINUX
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import write_atomic
 from kasalias.symbols import ElfImage
 
+log = logging.getLogger(__name__)
 _LINE = re.compile(rb"^([0-9a-fA-F]+) (\S) (\S.*)$")
 
 
 def aliases_by_address(image: Path, table: AliasTable) -> dict[tuple[int, str], list[str]]:
     """(address, name) -> aliases, for the symbols of ``image`` that the table names."""
-    rows = table.for_image(VMLINUX)
     out: dict[tuple[int, str], list[str]] = defaultdict(list)
-    if not rows:
+    if not table.for_image(VMLINUX):
         return out
     with ElfImage(image) as img:
-        groups = img.file_groups()
-        keys = symbol_keys(img.symbols)
-        by_key = {keys[s.index]: s for s in img.symbols}
-        # A name the image holds once is found by name too: the final link turns ThinLTO's
-        # promoted globals (name.llvm.<hash>) back into locals, which moves them into a group.
-        counts = Counter(s.name for s in img.symbols)
-        by_name = {s.name: s for s in img.symbols if counts[s.name] == 1}
-        for r in rows:
-            if r.group >= 0 and (r.group >= len(groups) or groups[r.group] != r.group_name):
-                found = groups[r.group] if 0 <= r.group < len(groups) else "none"
-                raise KasaliasError(f"{image}: symbol tables do not correspond: file group {r.group} is "
-                                    f"{found!r} here, {r.group_name!r} in the analysed image")
-            sym = by_key.get(r.key) or by_name.get(r.symbol)
+        pairs = table.by_key(VMLINUX, img.symbols, img.file_groups())
+        missing = [r for r, sym in pairs if sym is None]
+        # A symbol the final link discards has no entry to alias; most of them missing means
+        # that the table was made from another image.
+        if len(missing) * 2 > len(pairs):
+            raise KasaliasError(f"{image}: symbol tables do not correspond: {len(missing)} of {len(pairs)} "
+                                f"aliased symbols (e.g. {missing[0].symbol} in {missing[0].file}) are not there")
+        for r in missing:
+            log.debug("%s: %s (%s) not found", image, r.symbol, r.file)
+        for r, sym in pairs:
             if sym is not None:
                 out[(img.address(sym), sym.name)].append(r.alias)
     for v in out.values():
