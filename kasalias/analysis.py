@@ -16,7 +16,7 @@ from kasalias.naming import Copy, assign
 from kasalias.policy import Policy
 from kasalias.srcloc import DwarfSource, PathMapper, SourceLoc
 from kasalias.symbfreq import SymbolFrequency, name_key
-from kasalias.symbols import ElfImage, Symbol
+from kasalias.symbols import ElfImage, Symbol, is_llvm_bitcode
 
 log = logging.getLogger(__name__)
 VMLINUX = "vmlinux"
@@ -50,6 +50,30 @@ def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
                                                    secs[s.shndx].flags, n, kallsyms_all)]
         files = img.file_groups()
         return LoadedImage(module_name(path), path, visible, symbol_keys(img.symbols, files), files)
+
+
+def modules_from_order(order: Path, objtree: Path) -> list[Path]:
+    """The module files to analyse for Kbuild's modules.order (one path per line; 6.12 lists
+    X.o, 6.1 X.ko). At vmlinux link time only the module objects exist, so X.o is read.
+    With LTO an X.o is LLVM bitcode: then its X.ko if it exists, else it is left out (its
+    per-module step aliases it against modules.symbfreq, like a module built later)."""
+    try:
+        lines = [l.strip() for l in order.read_text().splitlines() if l.strip()]
+    except OSError as e:
+        raise KasaliasError(f"{order}: cannot read: {e.strerror}") from None
+    mods: list[Path] = []
+    for line in lines:
+        p = objtree / line
+        obj, ko = p.with_suffix(".o"), p.with_suffix(".ko")
+        if obj.is_file() and not is_llvm_bitcode(obj):
+            mods.append(obj)
+        elif ko.is_file():
+            mods.append(ko)
+        elif obj.is_file():
+            log.warning("%s: LLVM bitcode and no .ko yet: left out of the analysis", obj)
+        else:
+            mods.append(p)  # reported as missing by the caller
+    return mods
 
 
 class Progress:

@@ -51,17 +51,9 @@ def _module_list(args: argparse.Namespace) -> list[Path]:
     """Module objects from --modules-order (Kbuild's modules.order) and --module."""
     mods: list[Path] = []
     if args.modules_order:
-        base = args.objtree or args.modules_order.parent
-        try:
-            lines = args.modules_order.read_text().split()
-        except OSError as e:
-            raise KasaliasError(f"{args.modules_order}: cannot read: {e.strerror}") from None
-        for line in lines:
-            p = base / line
-            # 6.1 lists X.ko, which does not exist yet at vmlinux link time: use X.o.
-            if p.suffix == ".ko" and not p.exists() and p.with_suffix(".o").exists():
-                p = p.with_suffix(".o")
-            mods.append(p)
+        from kasalias.analysis import modules_from_order
+
+        mods = modules_from_order(args.modules_order, args.objtree or args.modules_order.parent)
     mods.extend(getattr(args, "module", None) or [])
     if getattr(args, "modules_dir", None):
         d: Path = args.modules_dir

@@ -113,6 +113,17 @@ def section_letter(sec: Section) -> str:
     return "?"
 
 
+_BITCODE_MAGIC = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
+
+
+def is_llvm_bitcode(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in _BITCODE_MAGIC
+    except OSError:
+        return False
+
+
 class ElfImage:
     """An ELF file opened for reading: header, sections, symbols, raw section bytes."""
 
@@ -140,7 +151,7 @@ class ElfImage:
         pyelftools' ELFFile cost more than the rest of its work (NOTES.md)."""
         f, path = self._file, self.path
         ident = f.read(64)
-        if ident[:4] in (b"BC\xc0\xde", b"\xde\xc0\x17\x0b"):
+        if ident[:4] in _BITCODE_MAGIC:
             raise KasaliasError(f"{path}: LLVM bitcode (an LTO object), not ELF; use the linked .ko")
         if ident[:4] != b"\x7fELF":
             raise KasaliasError(f"{path}: not a readable ELF file (bad magic)")
