@@ -35,4 +35,6 @@ def test_llvm_objcopy_output_is_refused_by_name(tmp_path: Path) -> None:
     proc = make(tmp_path)  # OBJCOPY=llvm-objcopy: locals after globals
     assert proc.returncode != 0
     assert "llvm-objcopy wrote an invalid symbol table" in proc.stdout + proc.stderr  # ninja relays it
-    assert not list(tmp_path.rglob("*.ko.aliased"))
+    assert not (tmp_path / "fs/minix/minix.ko.aliased").exists()  # refused: nothing written
+    assert not list(tmp_path.rglob(".*.tmp"))  # and no temp file left behind
+    assert (tmp_path / "lib/crc7.ko.aliased").read_bytes() == (tmp_path / "lib/crc7.ko").read_bytes()
