@@ -31,6 +31,8 @@ from kasalias.fsutil import write_atomic
 BEGIN = "# >>> kasalias"
 END = "# <<< kasalias"
 REPLACED = "# >>> kasalias (make KAS_ALIAS=1) replaces the line after this block: "
+# Ends the marker, so that a replaced line ending in a backslash does not continue the comment.
+REPLACED_END = " (kasalias)\n"
 MAKEFILE_KASALIAS = "scripts/Makefile.kasalias"
 
 
@@ -132,7 +134,8 @@ def remove_blocks(text: str) -> str:
                 raise KasaliasError("a kasalias block has no end marker")
             i = j + 1
             if line.startswith(REPLACED):
-                out.append(line[len(REPLACED):])
+                rest = line[len(REPLACED):]
+                out.append(rest[:-len(REPLACED_END)] + "\n" if rest.endswith(REPLACED_END) else rest)
                 i += 1  # the replacement line
             continue
         out.append(line)
@@ -150,7 +153,7 @@ def add_blocks(text: str, hooks: list[Hook], name: str) -> str:
         i = idx[0]
         body = h.text if h.text.endswith("\n") else h.text + "\n"
         if h.replacement is not None:
-            block = REPLACED + lines[i] + body + END + "\n" + h.replacement
+            block = REPLACED + lines[i].rstrip("\n") + REPLACED_END + body + END + "\n" + h.replacement
             lines[i:i + 1] = [block]
         else:
             block = BEGIN + " (make KAS_ALIAS=1)\n" + body + END + "\n"
