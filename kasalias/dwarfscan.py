@@ -46,6 +46,7 @@ _LEB, _CSTR, _BLK1, _BLK2, _BLK4, _BLK, _INDIRECT = -1, -2, -3, -4, -5, -6, -7
 _VARIABLE = {F_SDATA: _LEB, F_UDATA: _LEB, F_REF_UDATA: _LEB, F_STRX: _LEB, F_ADDRX: _LEB, F_LOCLISTX: _LEB,
              F_RNGLISTX: _LEB, F_GNU_ADDR_INDEX: _LEB, F_GNU_STR_INDEX: _LEB, F_STRING: _CSTR, F_BLOCK1: _BLK1,
              F_BLOCK2: _BLK2, F_BLOCK4: _BLK4, F_BLOCK: _BLK, F_EXPRLOC: _BLK, F_INDIRECT: _INDIRECT}
+_RELOCATABLE = {F_ADDR, F_STRP, F_LINE_STRP, F_SEC_OFFSET, F_REF_ADDR}
 _STRX_FORMS = {F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4, F_GNU_STR_INDEX}
 _ADDRX_FORMS = {F_ADDRX, F_ADDRX1, F_ADDRX2, F_ADDRX3, F_ADDRX4, F_GNU_ADDR_INDEX}
 _REF_FORMS = {F_REF1, F_REF2, F_REF4, F_REF8, F_REF_UDATA}
@@ -253,12 +254,21 @@ class UnitReader:
     """Decodes DIEs of one unit; strings and indexed addresses come from the caller."""
 
     def __init__(self, unit: Unit, info: memoryview, abbrevs: dict[int, Abbrev],
-                 string: Callable[[int, int], bytes], address: Callable[[int], int]) -> None:
+                 string: Callable[[int, int], bytes], address: Callable[[int], int],
+                 relocated: Callable[[int, int], int] | None = None) -> None:
         self.unit = unit
         self.info = info
         self.abbrevs = abbrevs
         self._string = string  # (value, form) -> bytes; value is an offset or a strx index
         self._address = address  # addrx index -> address
+        # In a relocatable file: (position, stored value) -> the relocated value. Only the
+        # fields read are relocated, not the whole unit.
+        self._relocated = relocated
+
+    def _field(self, pos: int, size: int) -> int:
+        """An address or section offset stored at ``pos`` (relocated where needed)."""
+        v = uint(self.info, pos, size)
+        return self._relocated(pos, v) if self._relocated is not None else v
 
     def _skip(self, size: int, form: int, pos: int) -> int:
         if size >= 0:
@@ -292,6 +302,8 @@ class UnitReader:
     def _value(self, form: int, size: int, const: int, pos: int) -> int:
         if form == F_IMPLICIT_CONST:
             return const
+        if form in _RELOCATABLE:
+            return self._field(pos, size)
         if size == _LEB:
             return sleb(self.info, pos)[0] if form == F_SDATA else uleb(self.info, pos)[0]
         return uint(self.info, pos, size)
@@ -318,12 +330,12 @@ class UnitReader:
                 e.decl_line = self._value(form, size, const, start)
             elif attr == AT_LOW_PC:
                 if form == F_ADDR:
-                    e.low_pc = uint(info, start, size)
+                    e.low_pc = self._field(start, size)
                 elif form in _ADDRX_FORMS:
                     e.low_pc = self._address(self._value(form, size, const, start))
             elif attr == AT_HIGH_PC:
                 if form == F_ADDR:
-                    e.high_pc = uint(info, start, size)
+                    e.high_pc = self._field(start, size)
                 elif form in _ADDRX_FORMS:
                     e.high_pc = self._address(self._value(form, size, const, start))
                 else:
@@ -332,7 +344,7 @@ class UnitReader:
                 e.location = self._static_address(form, start)
             elif attr == AT_ABSTRACT_ORIGIN or attr == AT_SPECIFICATION:
                 if form == F_REF_ADDR:
-                    e.origin = uint(info, start, size)
+                    e.origin = self._field(start, size)
                 elif form in _REF_FORMS:
                     e.origin = unit.offset + self._value(form, size, const, start)
             elif attr == AT_DECLARATION:
@@ -359,7 +371,7 @@ class UnitReader:
         else:
             return None
         if n == 1 + self.unit.addr_size and info[p] == _DW_OP_ADDR:
-            return uint(info, p + 1, self.unit.addr_size)
+            return self._field(p + 1, self.unit.addr_size)
         if n >= 2 and info[p] in (_DW_OP_ADDRX, _DW_OP_GNU_ADDR_INDEX):
             idx, q = uleb(info, p + 1)
             if q == p + n:
@@ -419,7 +431,7 @@ class UnitReader:
                 na = ab.name_at
                 if na is not None and na[1] == F_STRP:
                     # The common case: reject by name before decoding anything else.
-                    if string(uint(info, pos + na[0], na[2]), F_STRP) not in names:
+                    if string(self._field(pos + na[0], na[2]), F_STRP) not in names:
                         if ab.has_children:
                             if ab.sibling_at is not None and not (local_statics and ab.tag == TAG_SUBPROGRAM):
                                 off, size = ab.sibling_at
