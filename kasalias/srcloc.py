@@ -188,8 +188,10 @@ class DwarfSource:
         """The unit DIE (name, comp_dir, line table, bases)."""
         e = self._tops.get(unit.offset)
         if e is None:
-            code = uleb(self._info, unit.die_offset)[0]
-            reader = self._reader_for(unit, abbrev_table(self._abbrev, unit, upto=code))
+            reader = self._readers.get(unit.offset)
+            if reader is None:  # the abbreviations up to the unit DIE's are enough
+                code = uleb(self._info, unit.die_offset)[0]
+                reader = self._reader_for(unit, abbrev_table(self._abbrev, unit, upto=code))
             e = reader.unit_entry()
             self._tops[unit.offset] = e
             if e.str_offsets_base not in (None, 8) or e.addr_base not in (None, 8):
@@ -199,8 +201,8 @@ class DwarfSource:
     def reader(self, unit: Unit) -> UnitReader:
         r = self._readers.get(unit.offset)
         if r is None:
-            self.top(unit)
             r = self._readers[unit.offset] = self._reader_for(unit, abbrev_table(self._abbrev, unit))
+            self.top(unit)
         return r
 
     def unit_name(self, unit: Unit) -> tuple[str, str]:
