@@ -31,13 +31,14 @@ class LoadedImage:
     visible: list[Symbol]
     keys: dict[int, SymbolKey]
     group_names: list[str]
+    symbols: list[Symbol]
 
 
 def load_vmlinux(path: Path, rules: VmlinuxRules) -> LoadedImage:
     with ElfImage(path) as img:
         visible = [s for s in img.symbols if s.name and rules.keeps(s.name, s.letter)]
         files = img.file_groups()
-        return LoadedImage(VMLINUX, path, visible, symbol_keys(img.symbols, files), files)
+        return LoadedImage(VMLINUX, path, visible, symbol_keys(img.symbols, files), files, img.symbols)
 
 
 def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
@@ -49,7 +50,7 @@ def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
                    if s.shndx < n and module_keeps(s.name, s.type, s.shndx, secs[s.shndx].name,
                                                    secs[s.shndx].flags, n, kallsyms_all)]
         files = img.file_groups()
-        return LoadedImage(module_name(path), path, visible, symbol_keys(img.symbols, files), files)
+        return LoadedImage(module_name(path), path, visible, symbol_keys(img.symbols, files), files, img.symbols)
 
 
 def modules_from_order(order: Path, objtree: Path) -> list[Path]:
@@ -154,6 +155,7 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
         locs: dict[int, SourceLoc] = {}
         if targets:
             with ElfImage(img.path) as elf:
+                elf.use_symbols(img.symbols)  # read once, in load_*()
                 locs = DwarfSource(elf, paths).locate(targets)
         for s in targets:
             loc = locs.get(s.index)

@@ -272,6 +272,10 @@ class ElfImage:
             raise KasaliasError(f"{self.path}: no symbol table (.symtab); is it stripped?")
         return sec
 
+    def use_symbols(self, symbols: list[Symbol]) -> None:
+        """The symbols of this same file, read before (by another ElfImage of it)."""
+        self._symbols = symbols
+
     @property
     def symbols(self) -> list[Symbol]:
         if self._symbols is None:
