@@ -31,7 +31,7 @@ class LoadedImage:
     visible: list[Symbol]
     keys: dict[int, SymbolKey]
     group_names: list[str]
-    symbols: list[Symbol]
+    symbols: list[Symbol] | None = None  # vmlinux's, kept to be read once (modules' are small)
 
 
 def load_vmlinux(path: Path, rules: VmlinuxRules) -> LoadedImage:
@@ -50,7 +50,7 @@ def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
                    if s.shndx < n and module_keeps(s.name, s.type, s.shndx, secs[s.shndx].name,
                                                    secs[s.shndx].flags, n, kallsyms_all)]
         files = img.file_groups()
-        return LoadedImage(module_name(path), path, visible, symbol_keys(img.symbols, files), files, img.symbols)
+        return LoadedImage(module_name(path), path, visible, symbol_keys(img.symbols, files), files)
 
 
 def modules_from_order(order: Path, objtree: Path) -> list[Path]:
@@ -155,7 +155,8 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
         locs: dict[int, SourceLoc] = {}
         if targets:
             with ElfImage(img.path) as elf:
-                elf.use_symbols(img.symbols)  # read once, in load_*()
+                if img.symbols is not None:
+                    elf.use_symbols(img.symbols)
                 locs = DwarfSource(elf, paths).locate(targets)
         for s in targets:
             loc = locs.get(s.index)
