@@ -157,7 +157,8 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
             with ElfImage(img.path) as elf:
                 if img.symbols is not None:
                     elf.use_symbols(img.symbols)
-                locs = DwarfSource(elf, paths).locate(targets)
+                with DwarfSource(elf, paths) as dwarf:
+                    locs = dwarf.locate(targets)
         for s in targets:
             loc = locs.get(s.index)
             if loc is None:

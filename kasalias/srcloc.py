@@ -119,6 +119,21 @@ class DwarfSource:
         self._aranges = self._read_aranges()
         self._group_text_units: dict[int, Unit] | None = None
 
+    def close(self) -> None:
+        """Drop the caches now: readers refer back to this object (a cycle), which would keep a
+        module's relocated DWARF alive until the garbage collector ran."""
+        self._readers.clear()
+        self._tops.clear()
+        self._files.clear()
+        self._data.clear()
+        self._info_relocs = None
+
+    def __enter__(self) -> DwarfSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- loading -------------------------------------------------------------------------
 
     def _load_sections(self) -> dict[str, memoryview]:
