@@ -515,6 +515,8 @@ class Relocations:
     so that the cost follows what is read: vmlinux.o of a small kernel has 2.4 million
     .debug_info relocations, of which kasalias reads a few percent."""
 
+    offsets: memoryview | None
+
     def __init__(self, data: bytes | memoryview, rela: bytes, symvals: list[int], image: ElfImage,
                  name: str) -> None:
         if len(rela) % 24:
@@ -523,9 +525,10 @@ class Relocations:
         self.rela = rela
         self.symvals = symvals
         self.where = f"{image.path}: .rela{name}"
-        offsets = memoryview(rela).cast("B").cast("Q")[::3].tolist() if rela else []
+        # r_offset of each entry, without a copy: a distro vmlinux.o has tens of millions.
+        offsets = memoryview(rela).cast("Q")[::3] if rela else memoryview(b"").cast("Q")
         # Assemblers and ld -r write them in offset order; bisecting needs that.
-        self.offsets = offsets if offsets == sorted(offsets) else None
+        self.offsets = offsets if _is_sorted(offsets) else None
 
     def value_at(self, pos: int, stored: int) -> int:
         """The value of the field at ``pos`` after relocation (``stored`` if none applies)."""
@@ -564,6 +567,17 @@ class Relocations:
                     raise KasaliasError(f"{self.where}: unsupported relocation type {rtype}")
         except (IndexError, struct.error):
             raise KasaliasError(f"{self.where}: malformed (symbol or offset out of range)") from None
+
+
+def _is_sorted(values: memoryview, chunk: int = 1 << 20) -> bool:
+    """Whether ``values`` never decrease, checked a bounded chunk at a time."""
+    prev = -1
+    for i in range(0, len(values), chunk):
+        part = values[i:i + chunk].tolist()
+        if part[0] < prev or part != sorted(part):
+            return False
+        prev = part[-1]
+    return True
 
 
 _U64_PACK, _U32_PACK = struct.Struct("<Q").pack_into, struct.Struct("<I").pack_into
