@@ -7,7 +7,8 @@ The hooks do nothing unless ``make KAS_ALIAS=1``: without it the hooked tree
 builds exactly what the unhooked tree builds (every command line is the same).
 Hook points, for Linux 6.1 and 6.12 (NOTES.md, "Kernel hooks"):
 
-- scripts/link-vmlinux.sh: the analysis once before the kallsyms passes;
+- scripts/link-vmlinux.sh: the analysis once before the kallsyms passes, beside
+  the first temporary link;
   in kallsyms(), a NEW ``.syms.aliased`` file for scripts/kallsyms (the
   ``.syms`` file and the System.map check stay as they are).
 - scripts/Makefile.vmlinux: ``KAS_ALIAS=1`` in the saved command of
@@ -49,14 +50,21 @@ class Hook:
 
 
 _ANALYZE = """\
+# The analysis runs beside the first temporary link (a relink costs less); kallsyms() waits for it.
+kasalias_pid=
 if [ "${KAS_ALIAS}" = 1 ] && is_enabled CONFIG_KALLSYMS; then
 	info KASALIAS modules.symalias
 	${PYTHON3} -m kasalias analyze --vmlinux vmlinux.o --objtree . --srctree "${srctree}" \\
-		$([ -f modules.order ] && echo --modules-order modules.order) -o .
+		$([ -f modules.order ] && echo --modules-order modules.order) -o . &
+	kasalias_pid=$!
 fi
 """
 _SYMS = """\
 	if [ "${KAS_ALIAS}" = 1 ] && [ -s "${1}" ]; then
+		if [ -n "${kasalias_pid}" ]; then
+			wait "${kasalias_pid}" || exit 1
+			kasalias_pid=
+		fi
 		info KASALIAS "${1}.aliased"
 		${PYTHON3} -m kasalias syms --aliases modules.symalias --image "${1%.syms}" "${1}" "${1}.aliased"
 		set -- "${1}.aliased" "${2}"
