@@ -27,6 +27,7 @@ from kasalias.symbols import Symbol
 
 HEADER = b"# kasalias alias table 2: image file occurrence symbol ordinal alias decl cu\n"
 SymbolKey = tuple[str, int, str, int]
+VMLINUX = "vmlinux"  # the image name of vmlinux in the table; modules go by KBUILD_MODNAME
 
 
 @dataclass(frozen=True, order=True)
@@ -80,13 +81,17 @@ class AliasTable:
         """The image's rows, each with its symbol among ``symbols`` (None: not there). A name
         that occurs once is found by name too: a final link turns ThinLTO's promoted globals
         (name.llvm.<hash>) back into locals, which moves them into a file group."""
-        keys = symbol_keys(symbols, files)
-        by_key = {keys[s.index]: s for s in symbols}
+        rows = self.for_image(image)
+        names = {r.symbol for r in rows}
+        keys = symbol_keys([s for s in symbols if s.name in names], files)
+        by_key = {}
         counts: dict[str, int] = {}
         for s in symbols:
-            counts[s.name] = counts.get(s.name, 0) + 1
-        by_name = {s.name: s for s in symbols if counts[s.name] == 1}
-        return [(r, by_key.get(r.key) or by_name.get(r.symbol)) for r in self.for_image(image)]
+            if s.index in keys:
+                by_key[keys[s.index]] = s
+                counts[s.name] = counts.get(s.name, 0) + 1
+        by_name = {s.name: s for s in by_key.values() if counts[s.name] == 1}
+        return [(r, by_key.get(r.key) or by_name.get(r.symbol)) for r in rows]
 
     def for_image(self, image: str) -> list[AliasRow]:
         return [r for r in self.rows if r.image == image]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from kasalias.aliastable import AliasRow, AliasTable, SymbolKey, module_name, symbol_keys
+from kasalias.aliastable import VMLINUX, AliasRow, AliasTable, SymbolKey, module_name, symbol_keys
 from kasalias.errors import KasaliasError
 from kasalias.kallsyms_rules import VmlinuxRules, module_keeps
 from kasalias.naming import Copy, assign
@@ -19,7 +19,6 @@ from kasalias.symbfreq import SymbolFrequency, name_key
 from kasalias.symbols import ElfImage, Symbol, is_llvm_bitcode
 
 log = logging.getLogger(__name__)
-VMLINUX = "vmlinux"
 
 
 @dataclass

@@ -7,8 +7,8 @@ The hooks do nothing unless ``make KAS_ALIAS=1``: without it the hooked tree
 builds exactly what the unhooked tree builds (every command line is the same).
 Hook points, for Linux 6.1 and 6.12 (NOTES.md, "Kernel hooks"):
 
-- scripts/link-vmlinux.sh: the analysis once before the kallsyms passes, beside
-  the first temporary link;
+- scripts/link-vmlinux.sh: the analysis once, first thing, in the background
+  beside the steps up to the first temporary link;
   in kallsyms(), a NEW ``.syms.aliased`` file for scripts/kallsyms (the
   ``.syms`` file and the System.map check stay as they are).
 - scripts/Makefile.vmlinux: ``KAS_ALIAS=1`` in the saved command of
@@ -50,7 +50,8 @@ class Hook:
 
 
 _ANALYZE = """\
-# The analysis runs beside the first temporary link (a relink costs less); kallsyms() waits for it.
+# The analysis runs beside the first steps and temporary link (a relink costs less); kallsyms()
+# waits for it.
 kasalias_pid=
 if [ "${KAS_ALIAS}" = 1 ] && is_enabled CONFIG_KALLSYMS; then
 	info KASALIAS modules.symalias
@@ -98,7 +99,8 @@ def hooks_for(version: tuple[int, int]) -> list[Hook]:
     kos = "$(modules)" if version == (6, 1) else "$(modules:%.o=%.ko)"
     modfinal_anchor = "__modfinal: $(modules)" if version == (6, 1) else "__modfinal: $(modules:%.o=%.ko)"
     return [
-        Hook("scripts/link-vmlinux.sh", "if is_enabled CONFIG_KALLSYMS; then", "before", _ANALYZE),
+        Hook("scripts/link-vmlinux.sh", '${MAKE} -f "${srctree}/scripts/Makefile.build" obj=init '
+             'init/version-timestamp.o', "before", _ANALYZE),
         Hook("scripts/link-vmlinux.sh", "local kallsymopt;", "after", _SYMS),
         Hook("scripts/Makefile.vmlinux", "cmd_link_vmlinux = \\", "before", _LINK_ENV,
              "cmd_link_vmlinux = $(kasalias-link-env)\t\t\t\t\t\t\\\n"),

@@ -14,14 +14,13 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from kasalias.aliastable import AliasTable
-from kasalias.analysis import VMLINUX
+from kasalias.aliastable import VMLINUX, AliasTable
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import write_atomic
 from kasalias.symbols import ElfImage
 
 log = logging.getLogger(__name__)
-_LINE = re.compile(rb"^([0-9a-fA-F]+) (\S) (\S.*)$")
+_HEX = re.compile(rb"[0-9a-fA-F]+")
 
 
 def aliases_by_address(image: Path, table: AliasTable) -> dict[tuple[int, str], list[str]]:
@@ -53,19 +52,23 @@ def add_aliases(syms_in: Path, image: Path, table: AliasTable, syms_out: Path) -
         data = syms_in.read_bytes()
     except OSError as e:
         raise KasaliasError(f"{syms_in}: cannot read: {e.strerror}") from None
-    wanted = aliases_by_address(image, table)
+    # name -> address -> aliases still to place (an address can hold two copies of a name)
+    wanted: dict[bytes, dict[int, list[str]]] = defaultdict(dict)
+    for (addr, name), aliases in aliases_by_address(image, table).items():
+        wanted[name.encode("utf-8", "surrogateescape")][addr] = aliases
     out: list[bytes] = []
     added = 0
+    hexdigits = _HEX
     for lineno, line in enumerate(data.splitlines(), 1):
-        m = _LINE.match(line)
-        if m is None:
+        parts = line.split(b" ", 2)
+        if len(parts) != 3 or len(parts[1]) != 1 or not parts[2] or hexdigits.fullmatch(parts[0]) is None:
             raise KasaliasError(f"{syms_in}:{lineno}: not an 'ADDR TYPE NAME' line")
         out.append(line + b"\n")
-        key = (int(m.group(1), 16), m.group(3).decode("utf-8", "surrogateescape"))
-        pending = wanted.get(key)
-        if pending:
-            alias = pending.pop(0)
-            out.append(b"%s %s %s\n" % (m.group(1), m.group(2), alias.encode()))
-            added += 1
+        by_addr = wanted.get(parts[2])
+        if by_addr:
+            pending = by_addr.get(int(parts[0], 16))
+            if pending:
+                out.append(b"%s %s %s\n" % (parts[0], parts[1], pending.pop(0).encode()))
+                added += 1
     write_atomic(syms_out, b"".join(out))
     return added
