@@ -29,7 +29,6 @@ class LoadedImage:
     path: Path
     visible: list[Symbol]
     keys: dict[int, SymbolKey]
-    group_names: list[str]
     symbols: list[Symbol] | None = None  # vmlinux's, kept to be read once (modules' are small)
 
 
@@ -37,7 +36,7 @@ def load_vmlinux(path: Path, rules: VmlinuxRules) -> LoadedImage:
     with ElfImage(path) as img:
         visible = [s for s in img.symbols if s.name and rules.keeps(s.name, s.letter)]
         files = img.file_groups()
-        return LoadedImage(VMLINUX, path, visible, symbol_keys(img.symbols, files), files, img.symbols)
+        return LoadedImage(VMLINUX, path, visible, symbol_keys(img.symbols, files), img.symbols)
 
 
 def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
@@ -49,7 +48,7 @@ def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
                    if s.shndx < n and module_keeps(s.name, s.type, s.shndx, secs[s.shndx].name,
                                                    secs[s.shndx].flags, n, kallsyms_all)]
         files = img.file_groups()
-        return LoadedImage(module_name(path), path, visible, symbol_keys(img.symbols, files), files)
+        return LoadedImage(module_name(path), path, visible, symbol_keys(img.symbols, files))
 
 
 def modules_from_order(order: Path, objtree: Path) -> list[Path]:

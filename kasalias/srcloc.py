@@ -19,7 +19,6 @@ from __future__ import annotations
 import bisect
 import mmap
 import logging
-import os
 import posixpath
 import struct
 from dataclasses import dataclass
@@ -582,7 +581,3 @@ def _is_sorted(values: memoryview, chunk: int = 1 << 20) -> bool:
 
 _U64_PACK, _U32_PACK = struct.Struct("<Q").pack_into, struct.Struct("<I").pack_into
 _RELA = struct.Struct("<QQq")
-
-
-def srctree_of(path: str | os.PathLike[str] | None) -> str | None:
-    return os.path.abspath(path) if path else None
