@@ -159,6 +159,9 @@ class Abbrev:
     fixed_size: int | None  # total size when every form has a fixed size
     sibling_at: tuple[int, int] | None  # (offset in the DIE, size) of a fixed-position DW_AT_sibling
     name_at: tuple[int, int, int] | None  # (offset, form, size) of a fixed-position DW_AT_name
+    # struct readers for those two (the walk's hot path)
+    sibling_read: Callable[[memoryview, int], tuple[int, ...]] | None = None
+    name_read: Callable[[memoryview, int], tuple[int, ...]] | None = None
 
 
 def size_class(form: int, unit: Unit) -> int:
@@ -216,7 +219,9 @@ def abbrev_table(abbrev: memoryview, unit: Unit, upto: int | None = None) -> dic
                     name_at = (fixed, form, size)
                 fixed = fixed + size if size >= 0 else None
             attrs.append((attr, form, size, const))
-        table[code] = Abbrev(tag, has_children, tuple(attrs), fixed, sibling_at, name_at)
+        table[code] = Abbrev(tag, has_children, tuple(attrs), fixed, sibling_at, name_at,
+                             _UNPACK.get(sibling_at[1]) if sibling_at else None,
+                             _UNPACK.get(name_at[2]) if name_at and name_at[1] == F_STRP else None)
         if upto is not None and code >= upto:
             return table
 
@@ -414,6 +419,8 @@ class UnitReader:
         # One flag per open nesting level: are DIEs there worth decoding?
         levels = [True]
         wanted_tags = (TAG_SUBPROGRAM, TAG_VARIABLE)
+        relocated = self._relocated
+        skip_attrs = self._skip_attrs
         while pos < end and levels:
             die = pos
             code = info[pos]
@@ -428,19 +435,24 @@ class UnitReader:
                 raise KasaliasError(f"bad DWARF: unknown abbreviation {code} at .debug_info+{die:#x}")
             level = levels[-1]
             if level and ab.tag in wanted_tags:
-                na = ab.name_at
-                if na is not None and na[1] == F_STRP:
+                name_read = ab.name_read
+                if name_read is not None:
                     # The common case: reject by name before decoding anything else.
-                    if string(self._field(pos + na[0], na[2]), F_STRP) not in names:
+                    at = pos + ab.name_at[0]  # type: ignore[index]
+                    offset = name_read(info, at)[0]
+                    if relocated is not None:
+                        offset = relocated(at, offset)
+                    if string(offset, F_STRP) not in names:
                         if ab.has_children:
-                            if ab.sibling_at is not None and not (local_statics and ab.tag == TAG_SUBPROGRAM):
-                                off, size = ab.sibling_at
-                                pos = unit_offset + uint(info, pos + off, size)
+                            sib = ab.sibling_read
+                            if sib is not None and not (local_statics and ab.tag == TAG_SUBPROGRAM):
+                                pos = unit_offset + sib(info, pos + ab.sibling_at[0])[0]  # type: ignore[index]
                                 continue
-                            pos = self._skip_attrs(ab, pos)
+                            pos = skip_attrs(ab, pos)
                             levels.append(local_statics and ab.tag == TAG_SUBPROGRAM)
                             continue
-                        pos = self._skip_attrs(ab, pos)
+                        fixed = ab.fixed_size
+                        pos = pos + fixed if fixed is not None else skip_attrs(ab, pos)
                         continue
                 e, pos = self.decode(ab, die, pos, len(levels) == 1)
                 if e.name in names or (e.name is None and (e.low_pc in addresses or e.location in addresses)):
@@ -450,17 +462,18 @@ class UnitReader:
                 continue
             if ab.has_children:
                 if level and local_statics and ab.tag in _SCOPES and len(levels) > 1:
-                    pos = self._skip_attrs(ab, pos)
+                    pos = skip_attrs(ab, pos)
                     levels.append(True)
                     continue
-                if ab.sibling_at is not None:
-                    off, size = ab.sibling_at
-                    pos = unit_offset + uint(info, pos + off, size)
+                sib = ab.sibling_read
+                if sib is not None:
+                    pos = unit_offset + sib(info, pos + ab.sibling_at[0])[0]  # type: ignore[index]
                     continue
-                pos = self._skip_attrs(ab, pos)
+                pos = skip_attrs(ab, pos)
                 levels.append(False)
                 continue
-            pos = self._skip_attrs(ab, pos)
+            fixed = ab.fixed_size
+            pos = pos + fixed if fixed is not None else skip_attrs(ab, pos)
         return found
 
 

@@ -24,7 +24,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable
 
-from kasalias.dwarfscan import (F_LINE_STRP, F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4, F_GNU_STR_INDEX,
+from kasalias.dwarfscan import (F_LINE_STRP, F_STRP, F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4, F_GNU_STR_INDEX,
                                 Abbrev, Entry, Unit, UnitReader, abbrev_table, cstring, line_table_files,
                                 range_list, uint, uleb, units)
 from kasalias.errors import KasaliasError
@@ -97,6 +97,7 @@ class DwarfSource:
         self.image = image
         self.paths = paths
         self._info_relocs: Relocations | None = None
+        self._strp: dict[int, bytes] = {}
         self._data = self._load_sections()
         info = self._data.get(".debug_info")
         if info is None or ".debug_abbrev" not in self._data:
@@ -122,6 +123,7 @@ class DwarfSource:
         """Drop the caches now: readers refer back to this object (a cycle), which would keep a
         module's relocated DWARF alive until the garbage collector ran."""
         self._readers.clear()
+        self._strp.clear()
         self._tops.clear()
         self._files.clear()
         self._data.clear()
@@ -169,6 +171,14 @@ class DwarfSource:
     # -- units ---------------------------------------------------------------------------
 
     def _string(self, value: int, form: int, unit: Unit) -> bytes:
+        if form == F_STRP:  # most names: one merged .debug_str, many units naming the same string
+            cached = self._strp.get(value)
+            if cached is None:
+                data = self._data.get(".debug_str")
+                if data is None or value >= len(data):
+                    raise KasaliasError(f"{self.image.path}: bad DWARF string offset {value:#x} in .debug_str")
+                cached = self._strp[value] = cstring(data, value)[0]
+            return cached
         if form == F_LINE_STRP:
             sec = ".debug_line_str"
         else:
