@@ -14,7 +14,7 @@ from kasalias.errors import KasaliasError
 from kasalias.kallsyms_rules import VmlinuxRules, module_keeps
 from kasalias.naming import Copy, assign
 from kasalias.policy import Policy
-from kasalias.srcloc import DwarfSource, PathMapper, SourceLoc
+from kasalias.srcloc import DwarfSource, PathMapper, SourceLoc, UnitCache
 from kasalias.symbfreq import SymbolFrequency, name_key
 from kasalias.symbols import ElfImage, Symbol, is_llvm_bitcode
 
@@ -131,7 +131,8 @@ def load_images(vmlinux: Path | None, modules: Iterable[Path], rules: VmlinuxRul
 
 def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
             freq: SymbolFrequency | None = None, taken: frozenset[str] = frozenset(),
-            collect: bool = False, keep: Callable[[LoadedImage], bool] = lambda i: True) -> Analysis:
+            collect: bool = False, keep: Callable[[LoadedImage], bool] = lambda i: True,
+            cache: UnitCache | None = None) -> Analysis:
     """Alias the duplicated names of ``images`` (all of them, or those ``keep`` selects).
 
     ``freq`` defaults to the frequency over ``images``; a module built later
@@ -155,7 +156,7 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
             with ElfImage(img.path) as elf:
                 if img.symbols is not None:
                     elf.use_symbols(img.symbols)
-                with DwarfSource(elf, paths) as dwarf:
+                with DwarfSource(elf, paths, cache) as dwarf:
                     locs = dwarf.locate(targets)
         for s in targets:
             loc = locs.get(s.index)

@@ -75,14 +75,20 @@ def _policy(args: argparse.Namespace):  # -> Policy
 def cmd_analyze(args: argparse.Namespace) -> int:
     from kasalias.analysis import analyze, load_images
 
+    from kasalias.srcloc import UnitCache
+
     images = load_images(args.vmlinux, _module_list(args), _rules(args))
-    result = analyze(images, _paths_mapper(args), _policy(args))
+    paths = _paths_mapper(args)
+    cache = UnitCache(args.cache, paths.srctree) if args.cache else None
+    result = analyze(images, paths, _policy(args), cache=cache)
     for p in result.problems:
         log.warning("%s", p)
     out: Path = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     result.freq.write(out / "modules.symbfreq")
     result.table.write(out / "modules.symalias")
+    if cache is not None:
+        cache.save()
     log.info("%d names, %d aliases", len(result.freq.counts), len(result.table.rows))
     return 0
 
@@ -205,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common_tree_args(p)
     p.add_argument("-o", "--output-dir", type=Path, default=Path("."),
                    help="where modules.symbfreq and modules.symalias go (default: .)")
+    p.add_argument("--cache", type=Path,
+                   help="keep per-object results here, so that a relink rescans changed objects only")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("syms", help="a mksysmap .syms file -> a NEW one with alias lines, for scripts/kallsyms")

@@ -56,7 +56,7 @@ kasalias_pid=
 if [ "${KAS_ALIAS}" = 1 ] && is_enabled CONFIG_KALLSYMS; then
 	info KASALIAS modules.symalias
 	${PYTHON3} -m kasalias analyze --vmlinux vmlinux.o --objtree . --srctree "${srctree}" \\
-		$([ -f modules.order ] && echo --modules-order modules.order) -o . &
+		$([ -f modules.order ] && echo --modules-order modules.order) --cache .kasalias.cache -o . &
 	kasalias_pid=$!
 fi
 """
@@ -78,7 +78,7 @@ modules: vmlinux
 endif
 """
 _MRPROPER = "MRPROPER_FILES += modules.symbfreq modules.symalias\n"
-_CLEAN = "CLEAN_FILES += kasalias.ninja kasalias.mk .kasalias.mk.cmd .kasalias\n"
+_CLEAN = "CLEAN_FILES += kasalias.ninja kasalias.mk .kasalias.mk.cmd .kasalias .kasalias.cache\n"
 _MODFINAL = """\
 ifeq ($(KAS_ALIAS),1)
 PHONY += __kasalias

@@ -17,17 +17,21 @@ of :meth:`ElfImage.section_bases`.
 from __future__ import annotations
 
 import bisect
-import mmap
+import json
 import logging
+import mmap
+import os
 import posixpath
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 from kasalias.dwarfscan import (F_LINE_STRP, F_STRP, F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4, F_GNU_STR_INDEX,
                                 Abbrev, Entry, Unit, UnitReader, abbrev_table, cstring, line_table_files,
                                 range_list, uint, uleb, units)
 from kasalias.errors import KasaliasError
+from kasalias.fsutil import write_text_atomic
 from kasalias.symbols import ElfImage, Symbol
 
 log = logging.getLogger(__name__)
@@ -93,9 +97,10 @@ def _norm(p: str) -> str:
 class DwarfSource:
     """The DWARF of one image, opened for source-identity lookups."""
 
-    def __init__(self, image: ElfImage, paths: PathMapper) -> None:
+    def __init__(self, image: ElfImage, paths: PathMapper, cache: UnitCache | None = None) -> None:
         self.image = image
         self.paths = paths
+        self.cache = cache
         self._info_relocs: Relocations | None = None
         self._strp: dict[int, bytes] = {}
         self._data = self._load_sections()
@@ -478,7 +483,38 @@ class DwarfSource:
                 return True
         return False
 
+    def _cache_key(self, unit: Unit) -> str | None:
+        """The object file a unit was compiled into, with its size and mtime: what a cached
+        result is valid for (a relink after one object changed rescans that object alone)."""
+        if self.cache is None or not self.paths.objtree:
+            return None
+        rel = self.unit_path(unit)
+        stem, dot, ext = rel.rpartition(".")
+        if not dot or posixpath.isabs(rel) or rel.startswith("../"):
+            return None
+        try:
+            st = os.stat(posixpath.join(self.paths.objtree, stem + ".o"))
+        except OSError:
+            return None
+        return f"{stem}.o:{st.st_size}:{st.st_mtime_ns}"
+
     def _locate_in_unit(self, unit: Unit, syms: list[Symbol]) -> dict[int, SourceLoc]:
+        key = self._cache_key(unit)
+        if key is not None:
+            assert self.cache is not None
+            cached = self.cache.lookup(key, [s.name for s in syms])
+            if cached is not None:
+                unit_path = self.unit_path(unit)
+                return {s.index: SourceLoc(d[0], d[1], unit_path) for s, d in zip(syms, cached) if d is not None}
+        out = self._scan_unit(unit, syms)
+        if key is not None:
+            assert self.cache is not None
+            for s in syms:
+                loc = out.get(s.index)
+                self.cache.store(key, s.name, (loc.decl_file, loc.decl_line) if loc else None)
+        return out
+
+    def _scan_unit(self, unit: Unit, syms: list[Symbol]) -> dict[int, SourceLoc]:
         names = {base_name(s.name).encode() for s in syms}
         addrs = {self.image.address(s) for s in syms}
         local_statics = any(not s.is_text and "." in s.name for s in syms)
@@ -512,6 +548,45 @@ class DwarfSource:
                 continue
             out[sym.index] = SourceLoc(decl[0], decl[1], unit_path)
         return out
+
+
+class UnitCache:
+    """Declarations found in each object file's unit, kept between runs of the analysis
+    (``--cache FILE``): a relink after one object changed rescans that object alone. A
+    result is reused only for the object's same size and mtime, and only for names it was
+    asked for; the outputs are the same with or without the cache."""
+
+    def __init__(self, path: Path, srctree: str | None) -> None:
+        self.path = path
+        self.srctree = srctree or ""  # paths in the cache are relative to it
+        self.old: dict[str, dict[str, list[object] | None]] = {}
+        self.new: dict[str, dict[str, list[object] | None]] = {}
+        try:
+            data = json.loads(path.read_text())
+            if isinstance(data, dict) and data.get("version") == 1 and data.get("srctree") == self.srctree \
+                    and isinstance(data.get("units"), dict):
+                self.old = data["units"]
+        except (OSError, ValueError):
+            pass  # no cache yet, or an unreadable one: start afresh
+
+    def lookup(self, key: str, names: list[str]) -> list[tuple[str, int] | None] | None:
+        entry = self.old.get(key)
+        if entry is None or any(n not in entry for n in names):
+            return None
+        out: list[tuple[str, int] | None] = []
+        for n in names:
+            v = entry[n]
+            out.append((str(v[0]), int(v[1])) if isinstance(v, list) else None)  # type: ignore[call-overload]
+            self.new.setdefault(key, {})[n] = v
+        return out
+
+    def store(self, key: str, name: str, decl: tuple[str, int] | None) -> None:
+        self.new.setdefault(key, {})[name] = list(decl) if decl else None
+
+    def save(self) -> None:
+        text = json.dumps({"version": 1, "srctree": self.srctree, "units": self.new}, sort_keys=True,
+                          separators=(",", ":"))
+        write_text_atomic(self.path, text + "\n", only_if_changed=True)
 
 
 def _text(b: bytes | None) -> str:

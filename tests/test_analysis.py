@@ -135,3 +135,28 @@ def test_llvm_thinlto_promoted_statics(build_lto: Build, tmp_path: Path) -> None
     assert len({r.alias for r in table.rows}) == len(table.rows)
     freq = SymbolFrequency.read(tmp_path / "modules.symbfreq")
     assert freq["show_state"] == 2 and not any(".llvm." in n for n in freq.counts)
+
+
+def test_cache_reuses_unchanged_objects_only(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    """--cache: the same table; a cached result is used while its object is unchanged, and
+    recomputed once the object changes (a relink after one file changed)."""
+    import json
+    import os
+
+    cache = tmp_path / "cache.json"
+    out = analyze(build5, tmp_path / "a", "--cache", cache)
+    assert (out / "modules.symalias").read_bytes() == (analysis5 / "modules.symalias").read_bytes()
+    data = json.loads(cache.read_text())
+    key = next(k for k in data["units"] if k.startswith("hello/hello.o:"))
+    data["units"][key]["name_show"] = ["hello/hello.c", 9999]  # a wrong entry, to see it used
+    cache.write_text(json.dumps(data))
+    out = analyze(build5, tmp_path / "b", "--cache", cache)
+    assert "name_show@hello_hello_c_9999" in (out / "modules.symalias").read_text()
+    obj = build5.objtree / "hello/hello.o"
+    st = obj.stat()
+    try:
+        os.utime(obj, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # the object "changed"
+        out = analyze(build5, tmp_path / "c", "--cache", cache)
+    finally:
+        os.utime(obj, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (out / "modules.symalias").read_bytes() == (analysis5 / "modules.symalias").read_bytes()
