@@ -18,6 +18,8 @@ Hook points, for Linux 6.1 and 6.12 (NOTES.md, "Kernel hooks"):
 - scripts/Makefile.modfinal: each ``X.ko.aliased`` after its ``X.ko``.
 - scripts/Makefile.modinst: ``X.ko.aliased`` installed as ``X.ko``, then
   stripped, signed and compressed as usual.
+- scripts/package (6.12 install-extmod-build, 6.1 builddeb): headers packages
+  ship ``modules.symbfreq`` and ``modules.symalias`` when the build made them.
 """
 
 from __future__ import annotations
@@ -91,6 +93,15 @@ _MODINST = "kasalias-suffix := $(if $(filter 1,$(KAS_ALIAS)),.aliased)\n"
 _LINK_ENV = "kasalias-link-env := $(if $(filter 1,$(KAS_ALIAS)),KAS_ALIAS=1 )\n"
 
 
+_HEADERS_612 = """\
+	# kasalias' statistics and alias table, for modules built later against these headers
+	[ ! -f modules.symbfreq ] || printf '%s\\n' modules.symbfreq modules.symalias
+"""
+_HEADERS_61 = "# kasalias' statistics and alias table, for modules built later against these headers\n"
+_HEADERS_61_LINE = "\t\tfind arch/$SRCARCH/include Module.symvers $(ls modules.symbfreq modules.symalias 2>/dev/null) " \
+    "include scripts -type f\n"
+
+
 def hooks_for(version: tuple[int, int]) -> list[Hook]:
     """The hooks of a kernel version (6.1 and 6.12 are known)."""
     if version not in ((6, 1), (6, 12)):
@@ -110,6 +121,10 @@ def hooks_for(version: tuple[int, int]) -> list[Hook]:
         Hook("scripts/Makefile.modfinal", modfinal_anchor, "before", _MODFINAL.format(kos=kos)),
         Hook("scripts/Makefile.modinst", "$(dst)/%.ko: $(extmod_prefix)%.ko FORCE", "before", _MODINST,
              "$(dst)/%.ko: $(extmod_prefix)%.ko$(kasalias-suffix) FORCE\n"),
+        Hook("scripts/package/install-extmod-build", "echo Module.symvers", "after", _HEADERS_612)
+        if version == (6, 12) else
+        Hook("scripts/package/builddeb", "find arch/$SRCARCH/include Module.symvers include scripts -type f",
+             "before", _HEADERS_61, _HEADERS_61_LINE),
     ]
 
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, run_kasalias
 
 FILES = ("Makefile", "scripts/link-vmlinux.sh", "scripts/Makefile.vmlinux", "scripts/Makefile.modfinal",
-         "scripts/Makefile.modinst")
+         "scripts/Makefile.modinst", "scripts/package/install-extmod-build", "scripts/package/builddeb")
 
 
 @pytest.fixture(scope="module", params=["6.12", "6.1"])
@@ -23,8 +23,9 @@ def pristine(request: pytest.FixtureRequest) -> Path:
 
 def copy_tree(src: Path, dst: Path) -> Path:
     for f in FILES:
-        (dst / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src / f, dst / f)
+        if (src / f).exists():  # the headers packaging differs between versions
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / f, dst / f)
     return dst
 
 
@@ -38,7 +39,11 @@ def test_install_is_idempotent_and_remove_restores(pristine: Path, tmp_path: Pat
     run_kasalias("kbuild", "install", tree)
     hooked = snapshot(tree)
     assert set(hooked) == set(before) | {"scripts/Makefile.kasalias"}
-    for f in FILES:
+    from kasalias.kbuild import hooks_for, kernel_version
+
+    hooked_files = {h.file for h in hooks_for(kernel_version(tree))}
+    assert hooked_files <= set(FILES)
+    for f in hooked_files:
         assert b"# >>> kasalias" in hooked[f], f
     run_kasalias("kbuild", "install", tree)
     assert snapshot(tree) == hooked
@@ -89,3 +94,25 @@ def test_unknown_tree_is_refused_and_untouched(pristine: Path, tmp_path: Path) -
     assert proc.returncode == 1 and "not a version kasalias knows" in proc.stderr
     proc = run_kasalias("kbuild", "install", tmp_path / "nothing-here", check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("kasalias: error:")
+
+
+def test_headers_package_ships_the_statistics(pristine: Path, tmp_path: Path) -> None:
+    """The hooked packaging line lists modules.symbfreq and modules.symalias when they exist."""
+    tree = copy_tree(pristine, tmp_path / "linux")
+    run_kasalias("kbuild", "install", tree)
+    script = tree / "scripts/package/install-extmod-build"
+    if script.exists():  # 6.12: run the hooked list block in a build directory
+        text = script.read_text()
+        start = text.index("# >>> kasalias")
+        block = text[start:text.index("# <<< kasalias", start)]
+    else:  # 6.1: the find line of builddeb
+        text = (tree / "scripts/package/builddeb").read_text()
+        block = next(l for l in text.splitlines() if "modules.symbfreq" in l and l.lstrip().startswith("find"))
+        block = block.replace("find arch/$SRCARCH/include Module.symvers", "echo").replace(
+            "include scripts -type f", "")
+    obj = tmp_path / "obj"
+    obj.mkdir()
+    (obj / "modules.symbfreq").write_text("x:1\n")
+    (obj / "modules.symalias").write_text("")
+    out = subprocess.run(["sh", "-c", block], cwd=obj, capture_output=True, text=True, check=True).stdout
+    assert "modules.symbfreq" in out and "modules.symalias" in out
