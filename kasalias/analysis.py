@@ -7,7 +7,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, cast
 
 from kasalias.aliastable import VMLINUX, AliasRow, AliasTable, SymbolKey, module_name, symbol_keys
 from kasalias.errors import KasaliasError
@@ -175,7 +175,8 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
     by_image = {img.name: img for img in images}
     rows = []
     for c, alias in aliases.items():
-        image, (file, occurrence, symbol, ordinal) = c.key  # type: ignore[misc]
+        image, key = cast("tuple[str, SymbolKey]", c.key)
+        file, occurrence, symbol, ordinal = key
         rows.append(AliasRow(image, file, occurrence, symbol, ordinal, alias,
                              f"{c.loc.decl_file}:{c.loc.decl_line}", c.loc.cu))
     if collect:

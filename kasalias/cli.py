@@ -6,10 +6,15 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from kasalias import __version__
 from kasalias.errors import KasaliasError
+
+if TYPE_CHECKING:  # the commands import what they need when they run: start-up stays small
+    from kasalias.kallsyms_rules import VmlinuxRules
+    from kasalias.policy import Policy
+    from kasalias.srcloc import PathMapper
 
 log = logging.getLogger("kasalias")
 
@@ -26,14 +31,14 @@ class _Formatter(logging.Formatter):
         return f"kasalias: {record.levelname.lower()}: {record.getMessage()}"
 
 
-def _paths_mapper(args: argparse.Namespace):  # -> PathMapper
+def _paths_mapper(args: argparse.Namespace) -> PathMapper:
     from kasalias.srcloc import PathMapper
 
     return PathMapper(str(args.srctree.resolve()) if args.srctree else None,
                       str(args.objtree.resolve()) if args.objtree else None)
 
 
-def _rules(args: argparse.Namespace):  # -> VmlinuxRules
+def _rules(args: argparse.Namespace) -> VmlinuxRules:
     from kasalias.kallsyms_rules import builtin_rules, rules_from_tree
 
     tree = args.rules_tree or args.srctree
@@ -66,7 +71,7 @@ def _module_list(args: argparse.Namespace) -> list[Path]:
     return mods
 
 
-def _policy(args: argparse.Namespace):  # -> Policy
+def _policy(args: argparse.Namespace) -> Policy:
     from kasalias.policy import Policy
 
     return Policy(text=not args.no_text, data=args.data)
@@ -74,7 +79,6 @@ def _policy(args: argparse.Namespace):  # -> Policy
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from kasalias.analysis import analyze, load_images
-
     from kasalias.srcloc import UnitCache
 
     images = load_images(args.vmlinux, _module_list(args), _rules(args))

@@ -560,9 +560,14 @@ def line_table_files(line: memoryview, offset: int, string: Callable[[int, int],
 
     dir_entries, pos = entries(pos)
     file_entries, pos = entries(pos)
-    dirs = [bytes(d.get(_LNCT_PATH, b"")).decode("utf-8", "surrogateescape") for d in dir_entries]  # type: ignore[arg-type]
-    files = [(bytes(f.get(_LNCT_PATH, b"")).decode("utf-8", "surrogateescape"),  # type: ignore[arg-type]
-              int(f.get(_LNCT_DIRECTORY_INDEX, 0))) for f in file_entries]  # type: ignore[call-overload]
+    def text(v: object) -> str:
+        return v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else ""
+
+    def number(v: object) -> int:
+        return v if isinstance(v, int) else 0
+
+    dirs = [text(d.get(_LNCT_PATH)) for d in dir_entries]
+    files = [(text(f.get(_LNCT_PATH)), number(f.get(_LNCT_DIRECTORY_INDEX))) for f in file_entries]
     return version, dirs, files
 
 

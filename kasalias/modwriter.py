@@ -170,7 +170,7 @@ def check_output(src: Path, out: Path, new: list[NewSymbol], tool: str) -> None:
     with ElfImage(src) as a, ElfImage(out) as b:
         _check_symtab_order(b, tool)
         a_syms, b_syms = a.symbols, b.symbols
-        b_by_name = {}
+        b_by_name: dict[str, list[Symbol]] = {}
         for s in b_syms:
             b_by_name.setdefault(s.name, []).append(s)
         for n in new:

@@ -74,7 +74,7 @@ def symbol_table(path: Path) -> list[tuple[str, int, int, str, str, str]]:
             for sec in elf.iter_sections():
                 if sec["sh_type"] != "SHT_SYMTAB":
                     continue
-                for sym in sec.iter_symbols():
+                for sym in sec.iter_symbols():  # type: ignore[attr-defined]
                     ndx = sym["st_shndx"]
                     where = sections[ndx] if isinstance(ndx, int) and ndx < len(sections) else str(ndx)
                     table.append((sym.name, sym["st_value"], sym["st_size"], sym["st_info"]["type"],

@@ -169,7 +169,7 @@ class DwarfSource:
                             self._info_relocs = relocs  # fields relocated as they are read
                         else:
                             relocs.apply()
-                        data = relocs.buf
+                        data = memoryview(relocs.buf)
             out[sec.name] = memoryview(data)
         return out
 
@@ -279,9 +279,11 @@ class DwarfSource:
             if unit.offset not in covered:
                 t = self.top(unit)
                 if t.ranges is not None:
+                    def address(i: int, u: Unit = unit) -> int:
+                        return self._address(i, u)
+
                     entries.extend((lo, hi, unit.offset) for lo, hi in range_list(
-                        unit, t, self._data.get(".debug_ranges"), self._data.get(".debug_rnglists"),
-                        lambda i, u=unit: self._address(i, u)))
+                        unit, t, self._data.get(".debug_ranges"), self._data.get(".debug_rnglists"), address))
                 elif t.low_pc is not None and t.high_pc is not None:
                     hi = t.low_pc + t.high_pc if t.high_pc_is_offset else t.high_pc
                     if hi > t.low_pc:

@@ -63,7 +63,7 @@ class Symbol(NamedTuple):
     A NamedTuple: a vmlinux has ~200,000 symbols, and a tuple is made three
     times faster than a frozen dataclass instance."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the .symtab index (shadows tuple.index on purpose)
     name: str
     value: int
     size: int
