@@ -149,3 +149,24 @@ def line_of(path: Path, needle: str) -> str:
         if needle in line and line.lstrip().startswith("static"):
             return str(i)
     raise AssertionError(needle)
+
+
+def test_output_check_catches_a_changed_relocation(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    """The check that guards every output fails on a relocation that objcopy would have broken."""
+    from elftools.elf.elffile import ELFFile
+
+    from kasalias.errors import KasaliasError
+    from kasalias.modwriter import aliases_for_module, check_output
+
+    src, out = alias_module(build5, analysis5, "minix", tmp_path)
+    new = aliases_for_module(src, AliasTable.read(analysis5 / "modules.symalias"), None, None, None)
+    check_output(src, out, new, "objcopy")  # the real output passes
+    with open(out, "rb") as f:
+        rela = next(s for s in ELFFile(f).iter_sections() if s.name == ".rela.text")
+        at = rela["sh_offset"] + 16  # the addend of the first relocation
+    data = bytearray(out.read_bytes())
+    data[at] ^= 0x01
+    bad = tmp_path / "bad.ko"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(KasaliasError, match="relocations in .rela.text changed"):
+        check_output(src, bad, new, "objcopy")
