@@ -73,9 +73,12 @@ def symbol_keys(symbols: Iterable[Symbol], files: list[str]) -> dict[int, Symbol
 
 
 class AliasTable:
-    def __init__(self, rows: Iterable[AliasRow] = (), images: Iterable[str] = ()) -> None:
+    def __init__(self, rows: Iterable[AliasRow] = (), images: Iterable[str] = (),
+                 all_aliases: frozenset[str] | None = None) -> None:
         self.rows = sorted(rows)
         self.images = frozenset(images) | {r.image for r in self.rows}
+        # every alias of the table, also of the rows left out by read(only_image=...)
+        self._aliases = all_aliases
 
     def by_key(self, image: str, symbols: list[Symbol], files: list[str]) -> list[tuple[AliasRow, Symbol | None]]:
         """The image's rows, each with its symbol among ``symbols`` (None: not there). A name
@@ -97,7 +100,7 @@ class AliasTable:
         return [r for r in self.rows if r.image == image]
 
     def aliases(self) -> frozenset[str]:
-        return frozenset(r.alias for r in self.rows)
+        return self._aliases if self._aliases is not None else frozenset(r.alias for r in self.rows)
 
     def render(self) -> bytes:
         out = [HEADER]
@@ -111,7 +114,9 @@ class AliasTable:
         return write_atomic(path, self.render(), only_if_changed=True)
 
     @classmethod
-    def read(cls, path: Path) -> AliasTable:
+    def read(cls, path: Path, only_image: str | None = None) -> AliasTable:
+        """The table in ``path``; with ``only_image``, the rows of that image alone (a module
+        step reads one module's rows of a table that holds a whole distribution's)."""
         try:
             data = path.read_bytes()
         except OSError as e:
@@ -119,13 +124,21 @@ class AliasTable:
         lines = data.splitlines()
         if not lines or lines[0] + b"\n" != HEADER:
             raise KasaliasError(f"{path}: not a kasalias alias table")
-        rows, images = [], []
+        rows, images, aliases = [], [], []
+        prefix = only_image.encode("utf-8", "surrogateescape") + b"\t" if only_image is not None else b""
         for lineno, line in enumerate(lines[1:], 2):
             if line.startswith(b"# image: "):
                 images.append(line[9:].decode("utf-8", "surrogateescape"))
+                continue
+            if only_image is not None and not line.startswith(prefix):
+                f = line.split(b"\t")
+                if len(f) != 8:
+                    raise KasaliasError(f"{path}:{lineno}: malformed alias table row")
+                aliases.append(f[5].decode("utf-8", "surrogateescape"))
                 continue
             f = line.decode("utf-8", "surrogateescape").split("\t")
             if len(f) != 8 or not f[2].isdigit() or not f[4].isdigit():
                 raise KasaliasError(f"{path}:{lineno}: malformed alias table row")
             rows.append(AliasRow(f[0], f[1], int(f[2]), f[3], int(f[4]), f[5], f[6], f[7]))
-        return cls(rows, images)
+            aliases.append(f[5])
+        return cls(rows, images, frozenset(aliases))

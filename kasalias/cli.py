@@ -130,7 +130,9 @@ def cmd_module(args: argparse.Namespace) -> int:
 
     if args.input.resolve() == args.output.resolve():
         raise KasaliasError(f"{args.output}: the output must not be the input")
-    table = AliasTable.read(args.aliases)
+    from kasalias.aliastable import module_name
+
+    table = AliasTable.read(args.aliases, only_image=module_name(args.input))
     freq = SymbolFrequency.read(args.symbfreq) if args.symbfreq else None
     out_of_tree = args.symbfreq is not None
     new = aliases_for_module(args.input, table, freq, _paths_mapper(args) if out_of_tree else None,
