@@ -131,10 +131,10 @@ class AliasTable:
                 images.append(line[9:].decode("utf-8", "surrogateescape"))
                 continue
             if only_image is not None and not line.startswith(prefix):
-                f = line.split(b"\t")
-                if len(f) != 8:
+                raw = line.split(b"\t")
+                if len(raw) != 8:
                     raise KasaliasError(f"{path}:{lineno}: malformed alias table row")
-                aliases.append(f[5].decode("utf-8", "surrogateescape"))
+                aliases.append(raw[5].decode("utf-8", "surrogateescape"))
                 continue
             f = line.decode("utf-8", "surrogateescape").split("\t")
             if len(f) != 8 or not f[2].isdigit() or not f[4].isdigit():

@@ -85,9 +85,15 @@ def aliases_for_module(path: Path, table: AliasTable, freq: SymbolFrequency | No
             log.warning("%s", p)
         picked = [(sym, r.alias) for r, sym in result.table.by_key(name, symbols, groups) if sym is not None]
     out = []
+    name_count: dict[str, int] = {}
+    for sec in sections:
+        name_count[sec.name] = name_count.get(sec.name, 0) + 1
     for sym, alias in sorted(picked, key=lambda p: p[1]):
         if sym.shndx >= len(sections):
             raise KasaliasError(f"{path}: {sym.name} is not in a section")
+        if name_count[sections[sym.shndx].name] != 1:  # objcopy --add-symbol names its section
+            raise KasaliasError(f"{path}: section name {sections[sym.shndx].name!r} is not unique; "
+                                "objcopy cannot place a symbol in it")
         out.append(NewSymbol(alias, sections[sym.shndx].name, sym.value, sym.size, sym.type,
                              sym.bind == STB_LOCAL))
     return out
@@ -120,11 +126,6 @@ def write_module(src: Path, dst: Path, new: list[NewSymbol], objcopy: str) -> No
 
 
 def _run_objcopy(objcopy: str, src: Path, dst: Path, new: list[NewSymbol]) -> None:
-    with ElfImage(src) as img:
-        names = [s.name for s in img.sections]
-    for n in {s.section for s in new}:
-        if names.count(n) != 1:
-            raise KasaliasError(f"{src}: section name {n!r} is not unique; objcopy cannot place a symbol in it")
     lines = []
     for s in new:
         flags = ["local" if s.local else "global",
