@@ -14,6 +14,7 @@ mapped file or relocated bytes).
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from typing import Callable
@@ -57,7 +58,7 @@ _U16, _U32, _U64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
 _UNPACK = {1: struct.Struct("<B").unpack_from, 2: _U16.unpack_from, 4: _U32.unpack_from, 8: _U64.unpack_from}
 
 
-def uleb(buf: memoryview, pos: int) -> tuple[int, int]:
+def uleb(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
     b = buf[pos]
     if b < 0x80:
         return b, pos + 1
@@ -71,7 +72,7 @@ def uleb(buf: memoryview, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def sleb(buf: memoryview, pos: int) -> tuple[int, int]:
+def sleb(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         b = buf[pos]
@@ -82,12 +83,12 @@ def sleb(buf: memoryview, pos: int) -> tuple[int, int]:
             return (result - (1 << shift) if b & 0x40 else result), pos
 
 
-def uint(buf: memoryview, pos: int, size: int) -> int:
+def uint(buf: bytes | memoryview, pos: int, size: int) -> int:
     f = _UNPACK.get(size)
     return f(buf, pos)[0] if f else int.from_bytes(buf[pos:pos + size], "little")
 
 
-def cstring(buf: memoryview, pos: int) -> tuple[bytes, int]:
+def cstring(buf: bytes | memoryview, pos: int) -> tuple[bytes, int]:
     """The NUL-terminated string at ``pos`` and the position after its NUL."""
     out = b""
     while True:
@@ -160,70 +161,119 @@ class Abbrev:
     sibling_at: tuple[int, int] | None  # (offset in the DIE, size) of a fixed-position DW_AT_sibling
     name_at: tuple[int, int, int] | None  # (offset, form, size) of a fixed-position DW_AT_name
     # struct readers for those two (the walk's hot path)
-    sibling_read: Callable[[memoryview, int], tuple[int, ...]] | None = None
-    name_read: Callable[[memoryview, int], tuple[int, ...]] | None = None
+    sibling_read: Callable[[bytes | memoryview, int], tuple[int, ...]] | None = None
+    name_read: Callable[[bytes | memoryview, int], tuple[int, ...]] | None = None
+    # Offset of a DW_FORM_string DW_AT_name after fixed-size attributes (GCC writes short names
+    # inline): the walk rejects those by name too.
+    inline_name_at: int | None = None
+    # How to skip a DIE whose size varies: (fixed bytes before, size class) for each variable-size
+    # attribute, then skip_tail fixed bytes; None with DW_FORM_indirect (decoded attribute by
+    # attribute).
+    skip_plan: tuple[tuple[int, int], ...] | None = None
+    skip_tail: int = 0
+    # Whether a DIE of this shape can name or hold an address: a DW_AT_name, a DW_AT_low_pc, or
+    # a DW_AT_location that is an expression (not a location list). The walk skips the others.
+    identifiable: bool = True
+    declares: bool = False  # a DW_TAG_subprogram or DW_TAG_variable: the walk looks at its name
 
 
-def size_class(form: int, unit: Unit) -> int:
+def _size_class(form: int, offset_size: int, addr_size: int, version: int) -> int:
     if form in _FIXED:
         return _FIXED[form]
     if form in _OFFSET_FORMS:
-        return unit.offset_size
+        return offset_size
     if form == F_ADDR:
-        return unit.addr_size
+        return addr_size
     if form == F_REF_ADDR:
-        return unit.offset_size if unit.version >= 3 else unit.addr_size
+        return offset_size if version >= 3 else addr_size
     if form in _VARIABLE:
         return _VARIABLE[form]
     raise KasaliasError(f"unsupported DWARF form {form:#x}")
 
 
-def abbrev_table(abbrev: memoryview, unit: Unit, upto: int | None = None) -> dict[int, Abbrev]:
+def size_class(form: int, unit: Unit) -> int:
+    return _size_class(form, unit.offset_size, unit.addr_size, unit.version)
+
+
+# One abbreviation declaration, as a regular expression over .debug_abbrev: the code (a
+# ULEB128, not the table's terminating 0), then (group 2) the tag, the children flag and the
+# (attribute, form) pairs up to (0, 0); DW_FORM_implicit_const (0x21) is followed by its value.
+# Matching in C finds where each declaration is; only their contents are decoded in Python, and
+# each distinct declaration once (_DECODED): a kernel's units share most of theirs.
+_LEB_RE = rb"[\x80-\xff]*[\x00-\x7f]"
+_ABBREV_DECL = re.compile(rb"(?!\x00)(" + _LEB_RE + rb")(" + _LEB_RE + rb"[\x00-\xff](?:(?!\x00\x00)"
+                          + _LEB_RE + rb"(?:\x21" + _LEB_RE + rb"|" + _LEB_RE + rb"))*\x00\x00)")
+# (declaration after the code, offset size, address size, version) -> its Abbrev
+_DECODED: dict[tuple[bytes, int, int, int], Abbrev] = {}
+
+
+def abbrev_table(abbrev: bytes, unit: Unit, upto: int | None = None) -> dict[int, Abbrev]:
     """The unit's abbreviations (all, or those up to code ``upto``: enough for the unit DIE)."""
     table: dict[int, Abbrev] = {}
     pos = unit.abbrev_offset
-    sizes: dict[int, int] = {}
+    match = _ABBREV_DECL.match
+    # Form sizes depend on these alone (DW_FORM_ref_addr: on whether the version is 2).
+    osz, asz, version = unit.offset_size, unit.addr_size, min(unit.version, 3)
     while True:
-        code, pos = uleb(abbrev, pos)
-        if code == 0:
-            return table
-        tag, pos = uleb(abbrev, pos)
-        has_children = abbrev[pos] == 1
-        pos += 1
-        attrs = []
-        fixed: int | None = 0
-        sibling_at = name_at = None
-        while True:
-            attr = abbrev[pos]
-            if attr < 0x80:
-                pos += 1
-            else:
-                attr, pos = uleb(abbrev, pos)
-            form = abbrev[pos]
-            if form < 0x80:
-                pos += 1
-            else:
-                form, pos = uleb(abbrev, pos)
-            const = 0
-            if form == F_IMPLICIT_CONST:
-                const, pos = sleb(abbrev, pos)
-            elif attr == 0 and form == 0:
-                break
-            size = sizes.get(form)
-            if size is None:
-                size = sizes[form] = size_class(form, unit)
-            if fixed is not None:
-                if attr == AT_SIBLING and size > 0:
-                    sibling_at = (fixed, size)
-                elif attr == AT_NAME and size >= 0:
-                    name_at = (fixed, form, size)
-                fixed = fixed + size if size >= 0 else None
-            attrs.append((attr, form, size, const))
-        table[code] = Abbrev(tag, has_children, tuple(attrs), fixed, sibling_at, name_at,
-                             _UNPACK.get(sibling_at[1]) if sibling_at else None,
-                             _UNPACK.get(name_at[2]) if name_at and name_at[1] == F_STRP else None)
+        m = match(abbrev, pos)
+        if m is None:
+            if abbrev[pos] == 0:
+                return table
+            raise KasaliasError(f"bad DWARF: malformed abbreviation at .debug_abbrev+{pos:#x}")
+        code_leb, decl = m.group(1, 2)
+        code = code_leb[0] if len(code_leb) == 1 else uleb(code_leb, 0)[0]
+        key = (decl, osz, asz, version)
+        ab = _DECODED.get(key)
+        if ab is None:
+            ab = _DECODED[key] = _decode_abbrev(decl, osz, asz, version)
+        table[code] = ab
         if upto is not None and code >= upto:
             return table
+        pos = m.end()
+
+
+def _decode_abbrev(decl: bytes, offset_size: int, addr_size: int, version: int) -> Abbrev:
+    """One declaration (tag, children flag, attribute specifications) as an Abbrev."""
+    tag, pos = uleb(decl, 0)
+    has_children = decl[pos] == 1
+    pos += 1
+    attrs = []
+    fixed: int | None = 0
+    run = 0  # fixed-size bytes since the last variable-size attribute
+    plan: list[tuple[int, int]] | None = []
+    sibling_at = name_at = None
+    inline_name_at = None
+    identifiable = False
+    while True:
+        attr, pos = uleb(decl, pos)
+        form, pos = uleb(decl, pos)
+        const = 0
+        if form == F_IMPLICIT_CONST:
+            const, pos = sleb(decl, pos)
+        elif attr == 0 and form == 0:
+            break
+        size = _size_class(form, offset_size, addr_size, version)
+        if attr in (AT_NAME, AT_LOW_PC) or (attr == AT_LOCATION and form in (F_EXPRLOC, F_BLOCK, F_BLOCK1)):
+            identifiable = True
+        if fixed is not None:
+            if attr == AT_SIBLING and size > 0:
+                sibling_at = (fixed, size)
+            elif attr == AT_NAME and size >= 0:
+                name_at = (fixed, form, size)
+            elif attr == AT_NAME and form == F_STRING:
+                inline_name_at = fixed
+            fixed = fixed + size if size >= 0 else None
+        if size >= 0:
+            run += size
+        elif plan is not None:
+            plan = None if size == _INDIRECT else plan + [(run, size)]
+            run = 0
+        attrs.append((attr, form, size, const))
+    return Abbrev(tag, has_children, tuple(attrs), fixed, sibling_at, name_at,
+                  _UNPACK.get(sibling_at[1]) if sibling_at else None,
+                  _UNPACK.get(name_at[2]) if name_at and name_at[1] == F_STRP else None,
+                  inline_name_at, tuple(plan) if plan is not None else None, run, identifiable,
+                  tag in (TAG_SUBPROGRAM, TAG_VARIABLE))
 
 
 @dataclass
@@ -255,12 +305,30 @@ class Entry:
         return self.tag == TAG_SUBPROGRAM
 
 
+class _StrpThrough(dict[int, bytes]):
+    """DW_FORM_strp strings read through a string function, each once."""
+
+    def __init__(self, string: Callable[[int, int], bytes]) -> None:
+        super().__init__()
+        self._string = string
+
+    def __missing__(self, offset: int) -> bytes:
+        s = self[offset] = self._string(offset, F_STRP)
+        return s
+
+
 class UnitReader:
-    """Decodes DIEs of one unit; strings and indexed addresses come from the caller."""
+    """Decodes DIEs of one unit; strings and indexed addresses come from the caller.
+
+    Methods work on a buffer and its base: ``.debug_info`` itself (base 0) for the few DIEs
+    read one by one, or (scan) a copy of the unit as ``bytes`` (base: the unit's offset),
+    which Python indexes and searches faster than a memoryview of a mapped file.
+    """
 
     def __init__(self, unit: Unit, info: memoryview, abbrevs: dict[int, Abbrev],
                  string: Callable[[int, int], bytes], address: Callable[[int], int],
-                 relocated: Callable[[int, int], int] | None = None) -> None:
+                 relocated: Callable[[int, int], int] | None = None,
+                 strp: dict[int, bytes] | None = None) -> None:
         self.unit = unit
         self.info = info
         self.abbrevs = abbrevs
@@ -269,116 +337,123 @@ class UnitReader:
         # In a relocatable file: (position, stored value) -> the relocated value. Only the
         # fields read are relocated, not the whole unit.
         self._relocated = relocated
+        # DW_FORM_strp strings by offset (a dict that reads what it lacks from .debug_str),
+        # looked up in the walk without a call; without one, through ``string``.
+        self._strp = strp if strp is not None else _StrpThrough(string)
 
-    def _field(self, pos: int, size: int) -> int:
+    def _field(self, buf: bytes | memoryview, base: int, pos: int, size: int) -> int:
         """An address or section offset stored at ``pos`` (relocated where needed)."""
-        v = uint(self.info, pos, size)
-        return self._relocated(pos, v) if self._relocated is not None else v
+        v = uint(buf, pos, size)
+        return self._relocated(base + pos, v) if self._relocated is not None else v
 
-    def _skip(self, size: int, form: int, pos: int) -> int:
+    def _skip(self, buf: bytes | memoryview, size: int, form: int, pos: int) -> int:
         if size >= 0:
             return pos + size
-        info = self.info
         if size == _LEB:
-            while info[pos] & 0x80:
+            while buf[pos] & 0x80:
                 pos += 1
             return pos + 1
         if size == _CSTR:
-            return cstring(info, pos)[1]
+            return cstring(buf, pos)[1]
         if size == _BLK1:
-            return pos + 1 + info[pos]
+            return pos + 1 + buf[pos]
         if size == _BLK2:
-            return pos + 2 + uint(info, pos, 2)
+            return pos + 2 + uint(buf, pos, 2)
         if size == _BLK4:
-            return pos + 4 + uint(info, pos, 4)
+            return pos + 4 + uint(buf, pos, 4)
         if size == _BLK:
-            n, pos = uleb(info, pos)
+            n, pos = uleb(buf, pos)
             return pos + n
-        real, pos = uleb(info, pos)  # DW_FORM_indirect
-        return self._skip(size_class(real, self.unit), real, pos)
+        real, pos = uleb(buf, pos)  # DW_FORM_indirect
+        return self._skip(buf, size_class(real, self.unit), real, pos)
 
-    def _skip_attrs(self, ab: Abbrev, pos: int, start: int = 0) -> int:
-        if ab.fixed_size is not None and start == 0:
+    def _skip_attrs(self, buf: bytes | memoryview, ab: Abbrev, pos: int) -> int:
+        if ab.fixed_size is not None:
             return pos + ab.fixed_size
-        for _a, form, size, _c in ab.attrs[start:]:
-            pos = self._skip(size, form, pos)
+        for _a, form, size, _c in ab.attrs:
+            pos = self._skip(buf, size, form, pos)
         return pos
 
-    def _value(self, form: int, size: int, const: int, pos: int) -> int:
+    def _value(self, buf: bytes | memoryview, base: int, form: int, size: int, const: int, pos: int) -> int:
         if form == F_IMPLICIT_CONST:
             return const
         if form in _RELOCATABLE:
-            return self._field(pos, size)
+            return self._field(buf, base, pos, size)
         if size == _LEB:
-            return sleb(self.info, pos)[0] if form == F_SDATA else uleb(self.info, pos)[0]
-        return uint(self.info, pos, size)
+            return sleb(buf, pos)[0] if form == F_SDATA else uleb(buf, pos)[0]
+        return uint(buf, pos, size)
 
     def decode(self, ab: Abbrev, offset: int, pos: int, file_scope: bool = False) -> tuple[Entry, int]:
         """Decode the attributes of the DIE at ``offset`` (attributes start at ``pos``)."""
-        info, unit = self.info, self.unit
+        return self._decode(self.info, 0, ab, offset, pos, file_scope)
+
+    def _decode(self, buf: bytes | memoryview, base: int, ab: Abbrev, offset: int, pos: int,
+                file_scope: bool) -> tuple[Entry, int]:
+        """``decode`` on ``buf`` (``base``: the .debug_info offset of its first byte); ``pos``
+        is in ``buf``, ``offset`` in .debug_info."""
+        unit = self.unit
         e = Entry(offset, ab.tag, file_scope=file_scope)
         for attr, form, size, const in ab.attrs:
             start = pos
-            pos = self._skip(size, form, pos)
+            pos = self._skip(buf, size, form, pos)
             if attr == AT_NAME or attr == AT_COMP_DIR:
                 if form == F_STRING:
-                    s = bytes(info[start:pos - 1])
+                    s = bytes(buf[start:pos - 1])
                 else:
-                    s = self._string(self._value(form, size, const, start), form)
+                    s = self._string(self._value(buf, base, form, size, const, start), form)
                 if attr == AT_NAME:
                     e.name = s
                 else:
                     e.comp_dir = s
             elif attr == AT_DECL_FILE:
-                e.decl_file = self._value(form, size, const, start)
+                e.decl_file = self._value(buf, base, form, size, const, start)
             elif attr == AT_DECL_LINE:
-                e.decl_line = self._value(form, size, const, start)
+                e.decl_line = self._value(buf, base, form, size, const, start)
             elif attr == AT_LOW_PC:
                 if form == F_ADDR:
-                    e.low_pc = self._field(start, size)
+                    e.low_pc = self._field(buf, base, start, size)
                 elif form in _ADDRX_FORMS:
-                    e.low_pc = self._address(self._value(form, size, const, start))
+                    e.low_pc = self._address(self._value(buf, base, form, size, const, start))
             elif attr == AT_HIGH_PC:
                 if form == F_ADDR:
-                    e.high_pc = self._field(start, size)
+                    e.high_pc = self._field(buf, base, start, size)
                 elif form in _ADDRX_FORMS:
-                    e.high_pc = self._address(self._value(form, size, const, start))
+                    e.high_pc = self._address(self._value(buf, base, form, size, const, start))
                 else:
-                    e.high_pc, e.high_pc_is_offset = self._value(form, size, const, start), True
+                    e.high_pc, e.high_pc_is_offset = self._value(buf, base, form, size, const, start), True
             elif attr == AT_LOCATION:
-                e.location = self._static_address(form, start)
+                e.location = self._static_address(buf, base, form, start)
             elif attr == AT_ABSTRACT_ORIGIN or attr == AT_SPECIFICATION:
                 if form == F_REF_ADDR:
-                    e.origin = self._field(start, size)
+                    e.origin = self._field(buf, base, start, size)
                 elif form in _REF_FORMS:
-                    e.origin = unit.offset + self._value(form, size, const, start)
+                    e.origin = unit.offset + self._value(buf, base, form, size, const, start)
             elif attr == AT_DECLARATION:
-                e.declaration = form == F_FLAG_PRESENT or info[start] != 0
+                e.declaration = form == F_FLAG_PRESENT or buf[start] != 0
             elif attr == AT_STMT_LIST:
-                e.stmt_list = self._value(form, size, const, start)
+                e.stmt_list = self._value(buf, base, form, size, const, start)
             elif attr == AT_STR_OFFSETS_BASE:
-                e.str_offsets_base = self._value(form, size, const, start)
+                e.str_offsets_base = self._value(buf, base, form, size, const, start)
             elif attr == AT_ADDR_BASE:
-                e.addr_base = self._value(form, size, const, start)
+                e.addr_base = self._value(buf, base, form, size, const, start)
             elif attr == AT_RANGES:
-                e.ranges, e.ranges_is_index = self._value(form, size, const, start), form == F_RNGLISTX
+                e.ranges, e.ranges_is_index = self._value(buf, base, form, size, const, start), form == F_RNGLISTX
             elif attr == AT_RNGLISTS_BASE:
-                e.rnglists_base = self._value(form, size, const, start)
+                e.rnglists_base = self._value(buf, base, form, size, const, start)
         return e, pos
 
-    def _static_address(self, form: int, start: int) -> int | None:
+    def _static_address(self, buf: bytes | memoryview, base: int, form: int, start: int) -> int | None:
         """The address of a location that is exactly ``DW_OP_addr A`` (or ``DW_OP_addrx``)."""
-        info = self.info
         if form == F_EXPRLOC or form == F_BLOCK:
-            n, p = uleb(info, start)
+            n, p = uleb(buf, start)
         elif form == F_BLOCK1:
-            n, p = info[start], start + 1
+            n, p = buf[start], start + 1
         else:
             return None
-        if n == 1 + self.unit.addr_size and info[p] == _DW_OP_ADDR:
-            return self._field(p + 1, self.unit.addr_size)
-        if n >= 2 and info[p] in (_DW_OP_ADDRX, _DW_OP_GNU_ADDR_INDEX):
-            idx, q = uleb(info, p + 1)
+        if n == 1 + self.unit.addr_size and buf[p] == _DW_OP_ADDR:
+            return self._field(buf, base, p + 1, self.unit.addr_size)
+        if n >= 2 and buf[p] in (_DW_OP_ADDRX, _DW_OP_GNU_ADDR_INDEX):
+            idx, q = uleb(buf, p + 1)
             if q == p + n:
                 return self._address(idx)
         return None
@@ -400,6 +475,30 @@ class UnitReader:
             return None
         return self.decode(ab, offset, pos)[0]
 
+    def _skip_variable(self, data: bytes, ab: Abbrev, pos: int) -> int:
+        """Past the attributes of a DIE whose size varies, by the abbreviation's skip plan."""
+        plan = ab.skip_plan
+        if plan is None:
+            return self._skip_attrs(data, ab, pos)
+        for run, size in plan:
+            pos += run
+            if size == _CSTR:
+                pos = data.index(0, pos) + 1
+            elif size == _LEB:
+                while data[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            elif size == _BLK:
+                n, pos = uleb(data, pos)
+                pos += n
+            elif size == _BLK1:
+                pos += 1 + data[pos]
+            elif size == _BLK2:
+                pos += 2 + _U16.unpack_from(data, pos)[0]
+            else:  # _BLK4
+                pos += 4 + _U32.unpack_from(data, pos)[0]
+        return pos + ab.skip_tail
+
     def scan(self, names: set[bytes], addresses: set[int], local_statics: bool) -> list[Entry]:
         """Subprograms and variables named in ``names``, and unnamed ones (clones, concrete
         instances) whose address is in ``addresses``.
@@ -407,88 +506,202 @@ class UnitReader:
         ``local_statics`` also walks function bodies, for GCC's numbered
         function-local statics (``count.2``).
         """
-        info, abbrevs, unit_offset = self.info, self.abbrevs, self.unit.offset
-        string = self._string
+        unit = self.unit
+        base = unit.offset
+        # Positions below are in this copy of the unit; sibling references are unit-relative,
+        # so they are positions in it as they stand.
+        data = bytes(self.info[base:unit.end])
+        abbrevs, strp = self.abbrevs, self._strp
         found: list[Entry] = []
-        pos, end = self.unit.die_offset, self.unit.end
-        code, pos = uleb(info, pos)
+        pos, end = unit.die_offset - base, len(data)
+        code, pos = uleb(data, pos)
         top = abbrevs.get(code)
         if top is None or not top.has_children:
             return found
-        pos = self._skip_attrs(top, pos)
+        pos = self._skip_attrs(data, top, pos)
         # One flag per open nesting level: are DIEs there worth decoding?
         levels = [True]
-        wanted_tags = (TAG_SUBPROGRAM, TAG_VARIABLE)
         relocated = self._relocated
-        skip_attrs = self._skip_attrs
+        skip_variable = self._skip_variable
         while pos < end and levels:
             die = pos
-            code = info[pos]
+            code = data[pos]
             pos += 1
             if code >= 0x80:
-                code, pos = uleb(info, die)
+                code, pos = uleb(data, die)
             if code == 0:
                 levels.pop()
                 continue
-            ab = abbrevs.get(code)
-            if ab is None:
-                raise KasaliasError(f"bad DWARF: unknown abbreviation {code} at .debug_info+{die:#x}")
+            try:
+                ab = abbrevs[code]
+            except KeyError:
+                raise KasaliasError(f"bad DWARF: unknown abbreviation {code} at .debug_info+{base + die:#x}") from None
             level = levels[-1]
-            if level and ab.tag in wanted_tags:
+            if level and ab.declares:
+                tag = ab.tag
+                # The common case: reject by name before decoding anything else.
+                name: bytes | None = None
                 name_read = ab.name_read
                 if name_read is not None:
-                    # The common case: reject by name before decoding anything else.
                     at = pos + ab.name_at[0]  # type: ignore[index]
-                    offset = name_read(info, at)[0]
+                    offset = name_read(data, at)[0]
                     if relocated is not None:
-                        offset = relocated(at, offset)
-                    if string(offset, F_STRP) not in names:
-                        if ab.has_children:
-                            sib = ab.sibling_read
-                            if sib is not None and not (local_statics and ab.tag == TAG_SUBPROGRAM):
-                                pos = unit_offset + sib(info, pos + ab.sibling_at[0])[0]  # type: ignore[index]
-                                continue
-                            pos = skip_attrs(ab, pos)
-                            levels.append(local_statics and ab.tag == TAG_SUBPROGRAM)
+                        offset = relocated(base + at, offset)
+                    name = strp[offset]
+                elif ab.inline_name_at is not None:
+                    at = pos + ab.inline_name_at
+                    name = data[at:data.index(0, at)]
+                if (name is not None and name not in names) or not ab.identifiable:
+                    if ab.has_children:
+                        sib = ab.sibling_read
+                        if sib is not None and not (local_statics and tag == TAG_SUBPROGRAM):
+                            pos = sib(data, pos + ab.sibling_at[0])[0]  # type: ignore[index]
                             continue
                         fixed = ab.fixed_size
-                        pos = pos + fixed if fixed is not None else skip_attrs(ab, pos)
+                        pos = pos + fixed if fixed is not None else skip_variable(data, ab, pos)
+                        levels.append(local_statics and tag == TAG_SUBPROGRAM)
                         continue
-                e, pos = self.decode(ab, die, pos, len(levels) == 1)
+                    fixed = ab.fixed_size
+                    pos = pos + fixed if fixed is not None else skip_variable(data, ab, pos)
+                    continue
+                e, pos = self._decode(data, base, ab, base + die, pos, len(levels) == 1)
                 if e.name in names or (e.name is None and (e.low_pc in addresses or e.location in addresses)):
                     found.append(e)
                 if ab.has_children:
-                    levels.append(local_statics and ab.tag == TAG_SUBPROGRAM)
+                    levels.append(local_statics and tag == TAG_SUBPROGRAM)
                 continue
             if ab.has_children:
                 if level and local_statics and ab.tag in _SCOPES and len(levels) > 1:
-                    pos = skip_attrs(ab, pos)
+                    fixed = ab.fixed_size
+                    pos = pos + fixed if fixed is not None else skip_variable(data, ab, pos)
                     levels.append(True)
                     continue
                 sib = ab.sibling_read
                 if sib is not None:
-                    pos = unit_offset + sib(info, pos + ab.sibling_at[0])[0]  # type: ignore[index]
+                    pos = sib(data, pos + ab.sibling_at[0])[0]  # type: ignore[index]
                     continue
-                pos = skip_attrs(ab, pos)
+                fixed = ab.fixed_size
+                pos = pos + fixed if fixed is not None else skip_variable(data, ab, pos)
                 levels.append(False)
                 continue
             fixed = ab.fixed_size
-            pos = pos + fixed if fixed is not None else skip_attrs(ab, pos)
+            pos = pos + fixed if fixed is not None else skip_variable(data, ab, pos)
         return found
 
 
 # Line-table header content types (DWARF 5).
 _LNCT_PATH, _LNCT_DIRECTORY_INDEX = 1, 2
+_LINE_STRING_FORMS = {F_STRP, F_LINE_STRP, F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4}
+# A DWARF 5 directory or file entry as a regular expression, per entry format (a tuple of size
+# classes): where the entries are is found in C; an entry is decoded only when asked for.
+_ENTRY_RES: dict[tuple[int, ...], re.Pattern[bytes] | None] = {}
 
 
-def line_table_files(line: memoryview, offset: int, string: Callable[[int, int], bytes],
-                     comp_dir: str) -> tuple[int, list[str], list[tuple[str, int]]]:
-    """(version, directories, files as (name, directory index)) from a line-table header.
+def _entry_re(sizes: tuple[int, ...]) -> re.Pattern[bytes] | None:
+    """The pattern of one entry of the given field sizes (None if a field is a block)."""
+    if sizes not in _ENTRY_RES:
+        parts: list[bytes] | None = []
+        for size in sizes:
+            if parts is None:
+                break
+            if size >= 0:
+                parts.append(b"[\\x00-\\xff]{%d}" % size)
+            elif size == _LEB:
+                parts.append(_LEB_RE)
+            elif size == _CSTR:
+                parts.append(rb"[^\x00]*\x00")
+            else:
+                parts = None
+        # An entry that can be empty would not advance: read those field by field.
+        _ENTRY_RES[sizes] = re.compile(b"".join(parts)) if parts is not None and any(sizes) else None
+    return _ENTRY_RES[sizes]
+
+
+class LineFiles:
+    """The directory and file tables of a line-table header, decoded an entry at a time.
 
     Directories are as in DWARF 5 (index 0 is the unit's directory); DWARF 2-4
     tables are converted to that numbering, files keep their own numbering
     (1-based before DWARF 5; the caller adjusts).
     """
+
+    def __init__(self, version: int, dirs: list[str] | list[bytes], files: list[tuple[str, int]] | list[bytes],
+                 formats: tuple[tuple[tuple[int, int, int], ...], tuple[tuple[int, int, int], ...]] | None = None,
+                 string: Callable[[int, int], bytes] | None = None) -> None:
+        self.version = version
+        # Decoded entries, or (DWARF 5) the raw bytes of each, decoded by _entry() when asked for.
+        self._dirs = dirs
+        self._files = files
+        self._formats = formats
+        self._string = string
+        self._decoded: dict[tuple[int, int], dict[int, object]] = {}
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def directory_count(self) -> int:
+        return len(self._dirs)
+
+    def directory(self, index: int) -> str:
+        d = self._dirs[index]
+        return d if isinstance(d, str) else _text(self._entry(0, index).get(_LNCT_PATH))
+
+    def file(self, index: int) -> tuple[str, int]:
+        """(name, directory index) of file ``index`` (0 <= index < len(self))."""
+        f = self._files[index]
+        if isinstance(f, tuple):
+            return f
+        item = self._entry(1, index)
+        d = item.get(_LNCT_DIRECTORY_INDEX)
+        return _text(item.get(_LNCT_PATH)), d if isinstance(d, int) else 0
+
+    def _entry(self, table: int, index: int) -> dict[int, object]:
+        """Entry ``index`` of the directory (0) or file (1) table, by content type."""
+        item = self._decoded.get((table, index))
+        if item is None:
+            assert self._formats is not None and self._string is not None
+            raw = (self._dirs if table == 0 else self._files)[index]
+            assert isinstance(raw, bytes)
+            item = self._decoded[(table, index)] = _decode_entry(raw, 0, self._formats[table], self._string)[0]
+        return item
+
+
+def _text(v: object) -> str:
+    return v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else ""
+
+
+def _decode_entry(line: bytes | memoryview, pos: int, formats: tuple[tuple[int, int, int], ...],
+                  string: Callable[[int, int], bytes] | None) -> tuple[dict[int, object], int]:
+    """The fields of the entry at ``pos`` (paths and directory indexes; with ``string``
+    None only the end is wanted) and the position after it."""
+    item: dict[int, object] = {}
+    for ct, form, size in formats:
+        if form == F_STRING:
+            s, pos = cstring(line, pos)
+            item[ct] = s
+            continue
+        start = pos
+        if size >= 0:
+            pos += size
+        elif size == _LEB:
+            _, pos = uleb(line, pos)
+        elif size in (_BLK, _BLK1):
+            n, p = (uleb(line, pos) if size == _BLK else (line[pos], pos + 1))
+            pos = p + n
+        else:
+            raise KasaliasError(f"unsupported form {form:#x} in a line-table header")
+        if string is None:
+            continue
+        if form in _LINE_STRING_FORMS:
+            item[ct] = string(uint(line, start, size) if size > 0 else uleb(line, start)[0], form)
+        elif ct == _LNCT_DIRECTORY_INDEX:
+            item[ct] = uint(line, start, size) if size > 0 else uleb(line, start)[0]
+    return item, pos
+
+
+def line_table_files(line: memoryview, offset: int, string: Callable[[int, int], bytes],
+                     comp_dir: str) -> LineFiles:
+    """The directory and file tables of the line-table header at ``offset``."""
     pos = offset
     (length,) = _U32.unpack_from(line, pos)
     if length == 0xFFFFFFFF:
@@ -499,6 +712,7 @@ def line_table_files(line: memoryview, offset: int, string: Callable[[int, int],
     pos += 2
     if version >= 5:
         pos += 2  # address_size, segment_selector_size
+    header_end = pos + osz + uint(line, pos, osz)  # where the line program starts
     pos += osz  # header_length
     pos += 4 if version >= 4 else 3  # min_inst_length, [max_ops], default_is_stmt, line_base
     line_range_and_base = pos
@@ -520,55 +734,34 @@ def line_table_files(line: memoryview, offset: int, string: Callable[[int, int],
             _, pos = uleb(line, pos)
             _, pos = uleb(line, pos)
             files.append((s.decode("utf-8", "surrogateescape"), d))
-        return version, dirs, files
-    fake = Unit(0, 0, version, 1, 8, 0, osz, 0)
-
-    def entries(pos: int) -> tuple[list[dict[int, object]], int]:
-        nformats = line[pos]
+        return LineFiles(version, dirs, files)
+    # The rest of the header as bytes: patterns and slices then give bytes, not memoryviews.
+    header = bytes(line[pos:header_end])
+    pos = 0
+    tables: list[list[bytes]] = []
+    formats: list[tuple[tuple[int, int, int], ...]] = []
+    for _table in range(2):  # directories, files
+        nformats = header[pos]
         pos += 1
-        formats = []
+        fmt = []
         for _ in range(nformats):
-            ct, pos = uleb(line, pos)
-            form, pos = uleb(line, pos)
-            formats.append((ct, form))
-        count, pos = uleb(line, pos)
-        out = []
-        for _ in range(count):
-            item: dict[int, object] = {}
-            for ct, form in formats:
-                if form == F_STRING:
-                    s, pos = cstring(line, pos)
-                    item[ct] = s
-                    continue
-                size = size_class(form, fake)
-                start = pos
-                if size >= 0:
-                    pos += size
-                elif size == _LEB:
-                    _, pos = uleb(line, pos)
-                elif size in (_BLK, _BLK1):
-                    n, p = (uleb(line, pos) if size == _BLK else (line[pos], pos + 1))
-                    pos = p + n
-                else:
-                    raise KasaliasError(f"unsupported form {form:#x} in a line-table header")
-                if form in (F_STRP, F_LINE_STRP, F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4):
-                    item[ct] = string(uint(line, start, size) if size > 0 else uleb(line, start)[0], form)
-                elif ct == _LNCT_DIRECTORY_INDEX:
-                    item[ct] = uint(line, start, size) if size > 0 else uleb(line, start)[0]
-            out.append(item)
-        return out, pos
-
-    dir_entries, pos = entries(pos)
-    file_entries, pos = entries(pos)
-    def text(v: object) -> str:
-        return v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else ""
-
-    def number(v: object) -> int:
-        return v if isinstance(v, int) else 0
-
-    dirs = [text(d.get(_LNCT_PATH)) for d in dir_entries]
-    files = [(text(f.get(_LNCT_PATH)), number(f.get(_LNCT_DIRECTORY_INDEX))) for f in file_entries]
-    return version, dirs, files
+            ct, pos = uleb(header, pos)
+            form, pos = uleb(header, pos)
+            fmt.append((ct, form, _size_class(form, osz, 8, version)))
+        count, pos = uleb(header, pos)
+        entries: list[bytes] = []
+        pattern = _entry_re(tuple(size for _ct, _form, size in fmt))
+        if pattern is not None and count:
+            # Entries follow each other, each matching the pattern, up to the end of the header.
+            entries = pattern.findall(header, pos)[:count]
+            pos += sum(map(len, entries))
+        for _ in range(count - len(entries)):  # block fields (or a truncated table: IndexError)
+            start = pos
+            pos = _decode_entry(header, pos, tuple(fmt), None)[1]
+            entries.append(header[start:pos])
+        tables.append(entries)
+        formats.append(tuple(fmt))
+    return LineFiles(version, tables[0], tables[1], (formats[0], formats[1]), string)
 
 
 def range_list(unit: Unit, top: Entry, ranges: memoryview | None, rnglists: memoryview | None,

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Iterable
 
 from kasalias.dwarfscan import (F_LINE_STRP, F_STRP, F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4, F_GNU_STR_INDEX,
-                                Abbrev, Entry, Unit, UnitReader, abbrev_table, cstring, line_table_files,
-                                range_list, uint, uleb, units)
+                                Abbrev, Entry, LineFiles, Unit, UnitReader, abbrev_table, cstring,
+                                line_table_files, range_list, uint, uleb, units)
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import write_text_atomic
 from kasalias.symbols import ElfImage, Symbol
@@ -102,14 +102,15 @@ class DwarfSource:
         self.paths = paths
         self.cache = cache
         self._info_relocs: Relocations | None = None
-        self._strp: dict[int, bytes] = {}
         self._data = self._load_sections()
+        self._strp = _StringTable(self._data.get(".debug_str"), str(image.path))
         info = self._data.get(".debug_info")
         if info is None or ".debug_abbrev" not in self._data:
             raise KasaliasError(f"{image.path}: no DWARF debug information (.debug_info); "
                                 "build with CONFIG_DEBUG_INFO")
         self._info = info
-        self._abbrev = self._data[".debug_abbrev"]
+        # As bytes (a few MB): abbreviation tables are matched with regular expressions.
+        self._abbrev = bytes(self._data[".debug_abbrev"])
         try:
             if self._info_relocs is not None:
                 for u in units(info):  # unit lengths are never relocated; abbreviation offsets are
@@ -120,7 +121,7 @@ class DwarfSource:
         self._unit_offsets = [u.offset for u in self.units]
         self._tops: dict[int, Entry] = {}
         self._readers: dict[int, UnitReader] = {}
-        self._files: dict[int, tuple[int, list[str], list[tuple[str, int]]]] = {}
+        self._files: dict[int, LineFiles] = {}
         self._aranges = self._read_aranges()
         self._group_text_units: dict[int, Unit] | None = None
 
@@ -176,14 +177,8 @@ class DwarfSource:
     # -- units ---------------------------------------------------------------------------
 
     def _string(self, value: int, form: int, unit: Unit) -> bytes:
-        if form == F_STRP:  # most names: one merged .debug_str, many units naming the same string
-            cached = self._strp.get(value)
-            if cached is None:
-                data = self._data.get(".debug_str")
-                if data is None or value >= len(data):
-                    raise KasaliasError(f"{self.image.path}: bad DWARF string offset {value:#x} in .debug_str")
-                cached = self._strp[value] = cstring(data, value)[0]
-            return cached
+        if form == F_STRP:
+            return self._strp[value]
         if form == F_LINE_STRP:
             sec = ".debug_line_str"
         else:
@@ -211,7 +206,7 @@ class DwarfSource:
     def _reader_for(self, unit: Unit, abbrevs: dict[int, Abbrev]) -> UnitReader:
         return UnitReader(unit, self._info, abbrevs, lambda v, f: self._string(v, f, unit),
                           lambda i: self._address(i, unit),
-                          self._info_relocs.value_at if self._info_relocs is not None else None)
+                          self._info_relocs.value_at if self._info_relocs is not None else None, self._strp)
 
     def top(self, unit: Unit) -> Entry:
         """The unit DIE (name, comp_dir, line table, bases)."""
@@ -312,16 +307,15 @@ class DwarfSource:
             if t.stmt_list is not None and line is not None:
                 table = line_table_files(line, t.stmt_list, lambda v, f: self._string(v, f, unit), comp_dir)
             else:
-                table = (5, [], [])
+                table = LineFiles(5, [], [])
             self._files[unit.offset] = table
-        version, dirs, files = table
-        if version < 5:
+        if table.version < 5:
             index -= 1  # DWARF 2-4 number files from 1
-        if not 0 <= index < len(files):
+        if not 0 <= index < len(table):
             return None
-        fname, di = files[index]
+        fname, di = table.file(index)
         comp_dir = self.unit_name(unit)[1]
-        d = dirs[di] if di < len(dirs) else comp_dir
+        d = table.directory(di) if di < table.directory_count() else comp_dir
         full = fname if posixpath.isabs(fname) else posixpath.join(d or comp_dir, fname)
         return self.paths.relative(full, comp_dir)
 
@@ -550,6 +544,24 @@ class DwarfSource:
                 continue
             out[sym.index] = SourceLoc(decl[0], decl[1], unit_path)
         return out
+
+
+class _StringTable(dict[int, bytes]):
+    """The strings of .debug_str by offset, each read once: one merged section, many units
+    naming the same strings. A dict, so that the DIE walk looks names up without a call."""
+
+    def __init__(self, data: memoryview | None, where: str) -> None:
+        super().__init__()
+        self._data = bytes(data) if data is not None else b""  # a few MB: searched faster as bytes
+        self._where = where
+
+    def __missing__(self, offset: int) -> bytes:
+        data = self._data
+        end = data.find(0, offset) if 0 <= offset < len(data) else -1
+        if end < 0:
+            raise KasaliasError(f"{self._where}: bad DWARF string offset {offset:#x} in .debug_str")
+        s = self[offset] = data[offset:end]
+        return s
 
 
 class UnitCache:
