@@ -8,48 +8,77 @@ passes and objects move in link order (Kbuild links the head objects first in
 ``.tmp_vmlinuxN``, not in vmlinux.o), but an object's basename, the order of
 same-named objects and its symbols do not. Global symbols have file "".
 
-File format (``modules.symalias``): a header line, then one tab-separated row
-per alias, sorted: image, group, group basename, symbol, ordinal, alias,
-decl file:line, CU. ``# image: NAME`` lines list every analysed image, so
-that a module with nothing to alias is still known as analysed (in-tree).
+File format (``modules.symalias``): a header line; an index, one
+``# image: NAME OFFSET LENGTH`` line per analysed image (so that a module with
+nothing to alias is still known as analysed, in-tree), where OFFSET (ten
+digits) and LENGTH locate the image's rows in the file; then one tab-separated
+row per alias, sorted: image, file, occurrence, symbol, ordinal, alias, decl
+file:line, CU. A module step reads its own rows through the index: searching a
+distribution's table for them cost more than a millisecond per module.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterable
+import os
 
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import write_atomic
-from kasalias.symbols import Symbol
 
-HEADER = b"# kasalias alias table 2: image file occurrence symbol ordinal alias decl cu\n"
+# The per-module step reads its module's rows once per module: only os here
+# (no typing, dataclasses, collections, pathlib or re: NOTES.md, "start-up").
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO, Iterable
+
+    from kasalias.fsutil import StrPath
+    from kasalias.symbols import Symbol
+
+HEADER = b"# kasalias alias table 3: image file occurrence symbol ordinal alias decl cu\n"
 SymbolKey = tuple[str, int, str, int]
 VMLINUX = "vmlinux"  # the image name of vmlinux in the table; modules go by KBUILD_MODNAME
 
 
-@dataclass(frozen=True, order=True)
 class AliasRow:
-    image: str
-    file: str
-    occurrence: int
-    symbol: str
-    ordinal: int
-    alias: str
-    decl: str
-    cu: str
+    """One alias: rows sort by image, then by the symbol's identity (all fields in order)."""
+
+    __slots__ = ("image", "file", "occurrence", "symbol", "ordinal", "alias", "decl", "cu")
+
+    def __init__(self, image: str, file: str, occurrence: int, symbol: str, ordinal: int, alias: str, decl: str,
+                 cu: str) -> None:
+        self.image, self.file, self.occurrence, self.symbol = image, file, occurrence, symbol
+        self.ordinal, self.alias, self.decl, self.cu = ordinal, alias, decl, cu
+
+    def astuple(self) -> tuple[str, str, int, str, int, str, str, str]:
+        return (self.image, self.file, self.occurrence, self.symbol, self.ordinal, self.alias, self.decl, self.cu)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AliasRow) and self.astuple() == other.astuple()
+
+    def __lt__(self, other: AliasRow) -> bool:
+        return self.astuple() < other.astuple()
+
+    def __hash__(self) -> int:
+        return hash(self.astuple())
+
+    def __repr__(self) -> str:
+        return f"AliasRow{self.astuple()!r}"
 
     @property
     def key(self) -> SymbolKey:
         return (self.file, self.occurrence, self.symbol, self.ordinal)
 
 
-def module_name(path: Path | str) -> str:
+def module_name(path: StrPath) -> str:
     """An image name of the table: KBUILD_MODNAME of a module file
-    (``kobject-example.ko`` -> ``kobject_example``)."""
-    name = re.sub(r"\.(ko|o)(\.(xz|gz|zst))?$", "", Path(path).name)
+    (``kobject-example.ko`` -> ``kobject_example``, ``ext4.ko.xz`` -> ``ext4``)."""
+    name = os.path.basename(os.fspath(path))
+    stem, dot, ext = name.rpartition(".")
+    if dot and ext in ("xz", "gz", "zst") and stem.endswith((".ko", ".o")):
+        name = stem
+    for suffix in (".ko", ".o"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
     return name.replace("-", "_")
 
 
@@ -74,11 +103,12 @@ def symbol_keys(symbols: Iterable[Symbol], files: list[str]) -> dict[int, Symbol
 
 class AliasTable:
     def __init__(self, rows: Iterable[AliasRow] = (), images: Iterable[str] = (),
-                 all_aliases: frozenset[str] | None = None) -> None:
-        self.rows = sorted(rows)
+                 path: str = "", data: bytes | None = None) -> None:
+        self.rows = sorted(rows, key=AliasRow.astuple)
         self.images = frozenset(images) | {r.image for r in self.rows}
-        # every alias of the table, also of the rows left out by read(only_image=...)
-        self._aliases = all_aliases
+        # the whole table file, also the rows left out by read(only_image=...):
+        # aliases() reads every alias from it only if asked (out-of-tree modules)
+        self._path, self._data = path, data
 
     def by_key(self, image: str, symbols: list[Symbol], files: list[str]) -> list[tuple[AliasRow, Symbol | None]]:
         """The image's rows, each with its symbol among ``symbols`` (None: not there). A name
@@ -100,45 +130,121 @@ class AliasTable:
         return [r for r in self.rows if r.image == image]
 
     def aliases(self) -> frozenset[str]:
-        return self._aliases if self._aliases is not None else frozenset(r.alias for r in self.rows)
+        """Every alias of the table (also of images left out by read(only_image=...))."""
+        if self._data is None and self._path:
+            try:
+                with open(self._path, "rb") as f:
+                    self._data = f.read()
+            except OSError as e:
+                raise KasaliasError(f"{self._path}: cannot read: {e.strerror}") from None
+        if self._data is None:
+            return frozenset(r.alias for r in self.rows)
+        out = set()
+        for lineno, line in _lines(self._data, self._path):
+            if not line.startswith(b"#"):
+                v = line.split(b"\t")
+                if len(v) != 8:
+                    raise KasaliasError(f"{self._path}:{lineno}: malformed alias table row")
+                out.add(v[5].decode("utf-8", "surrogateescape"))
+        return frozenset(out)
 
     def render(self) -> bytes:
-        out = [HEADER]
-        out.extend(b"# image: %s\n" % i.encode() for i in sorted(self.images))
-        for r in self.rows:
+        blocks: dict[str, list[bytes]] = {i: [] for i in self.images}
+        for r in self.rows:  # sorted by image: each image's rows in one block, in index order
             fields = (r.image, r.file, str(r.occurrence), r.symbol, str(r.ordinal), r.alias, r.decl, r.cu)
-            out.append("\t".join(fields).encode("utf-8", "surrogateescape") + b"\n")
+            blocks[r.image].append("\t".join(fields).encode("utf-8", "surrogateescape") + b"\n")
+        images = sorted(blocks)
+        sizes = [sum(map(len, blocks[i])) for i in images]
+        # OFFSET has a fixed width, so the index's own size is known before the offsets.
+        offset = len(HEADER) + sum(len(_index_line(i, 0, n)) for i, n in zip(images, sizes))
+        out = [HEADER]
+        for i, n in zip(images, sizes):
+            out.append(_index_line(i, offset, n))
+            offset += n
+        out.extend(line for i in images for line in blocks[i])
         return b"".join(out)
 
-    def write(self, path: Path) -> bool:
+    def write(self, path: StrPath) -> bool:
         return write_atomic(path, self.render(), only_if_changed=True)
 
     @classmethod
-    def read(cls, path: Path, only_image: str | None = None) -> AliasTable:
-        """The table in ``path``; with ``only_image``, the rows of that image alone (a module
-        step reads one module's rows of a table that holds a whole distribution's)."""
+    def read(cls, path: StrPath, only_image: str | None = None) -> AliasTable:
+        """The table in ``path``; with ``only_image``, the rows of that image alone, found
+        through the index (a module step reads one module's rows of a table that holds a
+        whole distribution's)."""
+        path = os.fspath(path)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                if only_image is None:
+                    data = f.read()
+                    _check_header(data, path)
+                    lines = _lines(data, path)
+                else:
+                    data = b""  # aliases() reads the whole file if it is asked for
+                    lines = _image_lines(f, only_image, path)
         except OSError as e:
             raise KasaliasError(f"{path}: cannot read: {e.strerror}") from None
-        lines = data.splitlines()
-        if not lines or lines[0] + b"\n" != HEADER:
-            raise KasaliasError(f"{path}: not a kasalias alias table")
-        rows, images, aliases = [], [], []
-        prefix = only_image.encode("utf-8", "surrogateescape") + b"\t" if only_image is not None else b""
-        for lineno, line in enumerate(lines[1:], 2):
+        rows: list[AliasRow] = []
+        images: list[str] = []
+        for lineno, line in lines:
             if line.startswith(b"# image: "):
                 images.append(line[9:].decode("utf-8", "surrogateescape"))
                 continue
-            if only_image is not None and not line.startswith(prefix):
-                raw = line.split(b"\t")
-                if len(raw) != 8:
-                    raise KasaliasError(f"{path}:{lineno}: malformed alias table row")
-                aliases.append(raw[5].decode("utf-8", "surrogateescape"))
-                continue
-            f = line.decode("utf-8", "surrogateescape").split("\t")
-            if len(f) != 8 or not f[2].isdigit() or not f[4].isdigit():
+            v = line.decode("utf-8", "surrogateescape").split("\t")
+            if len(v) != 8 or not v[2].isdigit() or not v[4].isdigit():
                 raise KasaliasError(f"{path}:{lineno}: malformed alias table row")
-            rows.append(AliasRow(f[0], f[1], int(f[2]), f[3], int(f[4]), f[5], f[6], f[7]))
-            aliases.append(f[5])
-        return cls(rows, images, frozenset(aliases))
+            rows.append(AliasRow(v[0], v[1], int(v[2]), v[3], int(v[4]), v[5], v[6], v[7]))
+        return cls(rows, images, path, data or None)
+
+
+def _check_header(data: bytes, path: str) -> None:
+    if not data.startswith(HEADER):
+        raise KasaliasError(f"{path}: not a kasalias alias table")
+
+
+def _index_line(image: str, offset: int, length: int) -> bytes:
+    return b"# image: %s %010d %d\n" % (image.encode("utf-8", "surrogateescape"), offset, length)
+
+
+def _lines(data: bytes, path: str) -> list[tuple[int, bytes]]:
+    """(line number, line) of the table's lines after the header, ``# image:`` lines cut
+    to ``# image: NAME``."""
+    out = []
+    for lineno, line in enumerate(data.splitlines()[1:], 2):
+        if line.startswith(b"# image: "):
+            line = b"# image: " + line[9:].split(b" ", 1)[0]
+        out.append((lineno, line))
+    return out
+
+
+_HEAD_SIZE = 1 << 16  # the index of a distribution's 1,138 modules takes 36 KiB
+
+
+def _image_lines(f: BinaryIO, image: str, path: str) -> list[tuple[int, bytes]]:
+    """Like _lines, for the index line and rows of ``image`` alone: the index is found in
+    the file's head, the rows are read from where it says."""
+    data = f.read(_HEAD_SIZE)
+    _check_header(data, path)
+    name = image.encode("utf-8", "surrogateescape")
+    key = b"\n# image: " + name + b" "
+    pos = data.find(key)
+    if pos < 0 and len(data) == _HEAD_SIZE:  # a longer index: read all of it
+        data += f.read()
+        pos = data.find(key)
+    if pos < 0:
+        return []
+    end = data.find(b"\n", pos + 1)
+    fields = data[pos + 1:end if end >= 0 else len(data)].split(b" ")
+    lineno = data.count(b"\n", 0, pos + 1) + 1
+    if len(fields) != 5 or not fields[3].isdigit() or not fields[4].isdigit():
+        raise KasaliasError(f"{path}:{lineno}: malformed index line")
+    start, length = int(fields[3]), int(fields[4])
+    f.seek(start - 1)
+    block = f.read(length + 1)
+    if len(block) != length + 1 or (length and not (block.startswith(b"\n" + name + b"\t") and
+                                                    block.endswith(b"\n"))):
+        raise KasaliasError(f"{path}:{lineno}: the index line of {image} does not point at its rows")
+    # Row line numbers are not known without reading what comes before: report the index's.
+    return [(lineno, b"# image: " + name), *((lineno, line) for line in block[1:].splitlines())]
+
+

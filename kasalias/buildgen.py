@@ -134,7 +134,7 @@ class GenConfig:
     ninja_file: str
     make_file: str | None
     python: str
-    objcopy: str
+    objcopy: str | None  # None: the module steps use kasalias' own writer
     nm: str
     syms: str | None = None  # vmlinux kallsyms list to write (sample-tree: vmlinux.syms.aliased)
     extra: tuple[str, ...] = ()  # more analyze options (--data, --kernel-version X)
@@ -145,6 +145,12 @@ class GenConfig:
 
     def kasalias(self) -> list[str]:
         return [self.python, "-m", "kasalias"]
+
+    def kasalias_step(self) -> list[str]:
+        """The command of the per-module steps: started once per module, without runpy."""
+        from kasalias.cli import LAUNCHER
+
+        return [self.python, "-c", LAUNCHER]
 
 
 def templates_dir() -> Path:
@@ -197,8 +203,9 @@ def build_graph(cfg: GenConfig, argv: list[str]) -> Graph:
              "--srctree", "$srctree", "-o", "$outdir", *cfg.extra]), restat=True))
     out_of_tree = ["--symbfreq", cfg.symbfreq, "--srctree", cfg.module_srctree or str(cfg.srctree)] \
         if cfg.symbfreq else []
+    writer = ["--objcopy", "$objcopy"] if cfg.objcopy else []
     g.rule(Rule("kasalias_module", "KASALIAS", "$out", shell_command(
-        k + ["module", "--aliases", "$aliases", *out_of_tree, "--objcopy", "$objcopy", "$in", "$out"])))
+        cfg.kasalias_step() + ["module", "--aliases", "$aliases", *out_of_tree, *writer, "$in", "$out"])))
     g.build(Edge("kasalias_gen", (cfg.ninja_file,) + ((cfg.make_file,) if cfg.make_file else ()),
                  implicit=(cfg.modules_order, *(str(p) for p in dependency_files()))))
     mods = module_objects(cfg)
@@ -230,7 +237,9 @@ def render(cfg: GenConfig, argv: list[str]) -> dict[str, str]:
     env = template_env()
     variables = {"vmlinux": cfg.vmlinux, "order": cfg.modules_order, "objtree": ".",
                  "srctree": str(cfg.srctree), "outdir": ".", "aliases": cfg.aliases,
-                 "objcopy": cfg.objcopy, "image": "vmlinux"}
+                 "image": "vmlinux"}
+    if cfg.objcopy:
+        variables["objcopy"] = cfg.objcopy
     ctx = {
         "template": NINJA_TEMPLATE,
         "builddir": ninja_escape(posixpath.join(posixpath.dirname(cfg.ninja_file), ".kasalias"), path=False),

@@ -2,40 +2,59 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
+import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Sequence
+import types
 
 from kasalias import __version__
 from kasalias.errors import KasaliasError
 
-if TYPE_CHECKING:  # the commands import what they need when they run: start-up stays small
+# Start-up is kept small: 'kasalias module' runs once per module of a build, and
+# argparse, logging, pathlib and typing (with the re they import) cost more
+# than objcopy's rewrite of a small module (NOTES.md, "start-up"). The commands
+# import what they need when they run; a plain 'module' command line is parsed
+# without argparse (see _module_fast_args).
+TYPE_CHECKING = False  # mypy treats this name as typing.TYPE_CHECKING
+if TYPE_CHECKING:
+    import argparse
+    import logging
+    from pathlib import Path
+    from typing import Sequence
+
     from kasalias.kallsyms_rules import VmlinuxRules
     from kasalias.policy import Policy
     from kasalias.srcloc import PathMapper
 
-log = logging.getLogger("kasalias")
+
+# How the generated build starts the per-module step: 'python -m kasalias' would
+# import runpy (with importlib.util, contextlib, functools...), about a quarter
+# of a small module's step; 'python -c' imports nothing more than the command.
+LAUNCHER = "from kasalias.cli import main; raise SystemExit(main())"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # One line, like every other kasalias error (argparse would add a usage block).
-        self.exit(2, f"kasalias: error: {message} (see 'kasalias {self.prog.split()[-1]} --help')\n"
-                  if " " in self.prog else f"kasalias: error: {message} (see 'kasalias --help')\n")
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("kasalias")
 
 
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"kasalias: {record.levelname.lower()}: {record.getMessage()}"
+def _setup_logging(verbose: int) -> None:
+    import logging
+
+    class Formatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"kasalias: {record.levelname.lower()}: {record.getMessage()}"
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(Formatter())
+    logging.basicConfig(handlers=[handler], level=logging.WARNING - 10 * min(verbose, 2))
 
 
 def _paths_mapper(args: argparse.Namespace) -> PathMapper:
     from kasalias.srcloc import PathMapper
 
-    return PathMapper(str(args.srctree.resolve()) if args.srctree else None,
-                      str(args.objtree.resolve()) if args.objtree else None)
+    return PathMapper(os.path.realpath(args.srctree) if args.srctree else None,
+                      os.path.realpath(args.objtree) if args.objtree else None)
 
 
 def _rules(args: argparse.Namespace) -> VmlinuxRules:
@@ -86,14 +105,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     cache = UnitCache(args.cache, paths.srctree) if args.cache else None
     result = analyze(images, paths, _policy(args), cache=cache)
     for p in result.problems:
-        log.warning("%s", p)
+        _log().warning("%s", p)
     out: Path = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     result.freq.write(out / "modules.symbfreq")
     result.table.write(out / "modules.symalias")
     if cache is not None:
         cache.save()
-    log.info("%d names, %d aliases", len(result.freq.counts), len(result.table.rows))
+    _log().info("%d names, %d aliases", len(result.freq.counts), len(result.table.rows))
     return 0
 
 
@@ -102,7 +121,7 @@ def cmd_syms(args: argparse.Namespace) -> int:
     from kasalias.syms import add_aliases
 
     n = add_aliases(args.input, args.image, AliasTable.read(args.aliases), args.output)
-    log.info("%s: %d aliases added", args.output, n)
+    _log().info("%s: %d aliases added", args.output, n)
     return 0
 
 
@@ -124,22 +143,70 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_module(args: argparse.Namespace) -> int:
-    from kasalias.aliastable import AliasTable
+    from kasalias.aliastable import AliasTable, module_name
     from kasalias.modwriter import aliases_for_module, write_module
-    from kasalias.symbfreq import SymbolFrequency
+    from kasalias.symbols import ElfImage
 
-    if args.input.resolve() == args.output.resolve():
+    if os.path.realpath(args.input) == os.path.realpath(args.output):
         raise KasaliasError(f"{args.output}: the output must not be the input")
-    from kasalias.aliastable import module_name
-
     table = AliasTable.read(args.aliases, only_image=module_name(args.input))
-    freq = SymbolFrequency.read(args.symbfreq) if args.symbfreq else None
-    out_of_tree = args.symbfreq is not None
-    new = aliases_for_module(args.input, table, freq, _paths_mapper(args) if out_of_tree else None,
-                             _policy(args) if out_of_tree else None)
-    write_module(args.input, args.output, new, args.objcopy)
-    log.info("%s: %d aliases", args.output, len(new))
+    freq = None
+    if args.symbfreq is not None:  # built out of tree: aliased against the shipped frequencies
+        from kasalias.symbfreq import SymbolFrequency
+
+        freq = SymbolFrequency.read(args.symbfreq)
+    out_of_tree = freq is not None
+    with ElfImage(args.input) as img:
+        new = aliases_for_module(img, table, freq, _paths_mapper(args) if out_of_tree else None,
+                                 _policy(args) if out_of_tree else None)
+        write_module(img, args.output, new, args.objcopy)
+    if args.verbose:
+        _log().info("%s: %d aliases", args.output, len(new))
     return 0
+
+
+# The options of 'kasalias module' that _module_fast_args takes (each with one value).
+_MODULE_FAST_OPTIONS = {"--aliases": "aliases", "--objcopy": "objcopy"}
+
+
+def _module_fast_args(argv: list[str]) -> argparse.Namespace | None:
+    """The arguments of a plain in-tree 'kasalias [-v] module --aliases T [--objcopy O] IN OUT'
+    (what the generated build runs per module), parsed without importing argparse; None for
+    anything else (help, errors, out-of-tree options), which argparse then parses. It accepts
+    only command lines that argparse reads the same way (tests/test_cli_errors.py)."""
+    verbose = 0
+    i = 0
+    while i < len(argv) and argv[i] in ("-v", "-vv", "--verbose"):
+        verbose += 2 if argv[i] == "-vv" else 1
+        i += 1
+    if argv[i:i + 1] != ["module"]:
+        return None
+    values: dict[str, str | None] = {"objcopy": None}
+    positional: list[str] = []
+    rest = argv[i + 1:]
+    j = 0
+    while j < len(rest):
+        arg = rest[j]
+        opt, eq, value = arg.partition("=")
+        if opt in _MODULE_FAST_OPTIONS:  # repeated: the last one counts, as with argparse
+            if not eq:
+                j += 1
+                if j == len(rest) or rest[j].startswith("-"):
+                    return None
+                value = rest[j]
+            values[_MODULE_FAST_OPTIONS[opt]] = value
+        elif arg.startswith("-") or len(positional) == 2:
+            return None
+        else:
+            positional.append(arg)
+        j += 1
+    if "aliases" not in values or len(positional) != 2:
+        return None
+    # Every attribute the module subparser would set.
+    ns = types.SimpleNamespace(command="module", func=cmd_module, verbose=verbose, symbfreq=None, srctree=None,
+                               objtree=None, data=False, no_text=False, input=positional[0],
+                               output=positional[1], **values)
+    return ns  # type: ignore[return-value]  # the attributes argparse would give
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
@@ -154,7 +221,9 @@ def cmd_gen(args: argparse.Namespace) -> int:
     # The generator edge re-runs this command from objtree, where ninja runs.
     argv = ["gen", "--objtree", ".", "--srctree", str(cfg.srctree), "--modules-order", cfg.modules_order,
             "--vmlinux", cfg.vmlinux, "--ninja-file", cfg.ninja_file, "--python", cfg.python,
-            "--objcopy", cfg.objcopy, "--nm", cfg.nm]
+            "--nm", cfg.nm]
+    if cfg.objcopy:
+        argv += ["--objcopy", cfg.objcopy]
     if cfg.make_file:
         argv += ["--make-file", cfg.make_file]
     if cfg.syms:
@@ -170,7 +239,7 @@ def cmd_gen(args: argparse.Namespace) -> int:
     if cfg.module_srctree:
         argv += ["--module-srctree", cfg.module_srctree]
     for rel in generate(cfg, argv):
-        log.info("wrote %s", rel)
+        _log().info("wrote %s", rel)
     return 0
 
 
@@ -188,13 +257,15 @@ def cmd_kbuild(args: argparse.Namespace) -> int:
         raise KasaliasError(f"{ksrc}: not a directory")
     changed = apply(ksrc, install=args.action == "install")
     for name in changed:
-        log.info("%s %s", "hooked" if args.action == "install" else "restored", name)
+        _log().info("%s %s", "hooked" if args.action == "install" else "restored", name)
     if not changed:
-        log.info("%s: nothing to do", ksrc)
+        _log().info("%s: nothing to do", ksrc)
     return 0
 
 
 def _common_tree_args(p: argparse.ArgumentParser) -> None:
+    from pathlib import Path
+
     p.add_argument("--srctree", type=Path, help="the kernel source tree (paths in aliases are relative to it)")
     p.add_argument("--objtree", type=Path, help="the build directory (O=), where modules.order paths start")
     p.add_argument("--rules-tree", type=Path,
@@ -207,6 +278,16 @@ def _common_tree_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+    from pathlib import Path
+    from typing import NoReturn
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            # One line, like every other kasalias error (argparse would add a usage block).
+            self.exit(2, f"kasalias: error: {message} (see 'kasalias {self.prog.split()[-1]} --help')\n"
+                      if " " in self.prog else f"kasalias: error: {message} (see 'kasalias --help')\n")
+
     parser = _Parser(prog="kasalias", description="Unique, source-derived kallsyms aliases for duplicated kernel symbol names.")
     parser.add_argument("--version", action="version", version=f"kasalias {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug)")
@@ -237,16 +318,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("module", help="X.ko -> a NEW X.ko.aliased with alias symbols (X.ko is not modified)")
-    p.add_argument("--aliases", type=Path, required=True, help="modules.symalias from 'kasalias analyze'")
+    p.add_argument("--aliases", required=True, help="modules.symalias from 'kasalias analyze'")
     p.add_argument("--symbfreq", type=Path,
                    help="modules.symbfreq: alias a module that was not analysed (built out of tree)")
-    p.add_argument("--objcopy", default="objcopy", help="GNU objcopy to run (Kbuild's $(OBJCOPY))")
-    p.add_argument("--srctree", type=Path, help="source tree of the module (out of tree: its directory's parent)")
-    p.add_argument("--objtree", type=Path, help="build directory")
+    p.add_argument("--objcopy", help="write the aliases with this GNU objcopy (e.g. Kbuild's $(OBJCOPY)) "
+                   "instead of kasalias' own writer")
+    p.add_argument("--srctree", help="source tree of the module (out of tree: its directory's parent)")
+    p.add_argument("--objtree", help="build directory")
     p.add_argument("--data", action="store_true", help="alias duplicated data symbols too (out of tree)")
     p.add_argument("--no-text", action="store_true", help="do not alias text symbols (out of tree)")
-    p.add_argument("input", type=Path, help="the module (not modified)")
-    p.add_argument("output", type=Path, help="the new file, usually X.ko.aliased")
+    p.add_argument("input", help="the module (not modified)")
+    p.add_argument("output", help="the new file, usually X.ko.aliased")
     p.set_defaults(func=cmd_module)
     p = sub.add_parser("gen", help="render the ninja file and Make fragment of the per-module steps")
     p.add_argument("--objtree", type=Path, required=True, help="the build directory; ninja runs there")
@@ -256,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ninja-file", default="kasalias.ninja", help="relative to objtree (default: %(default)s)")
     p.add_argument("--make-file", help="also write this Make fragment (relative to objtree)")
     p.add_argument("--python", default="python3", help="Python with kasalias installed ($(PYTHON3))")
-    p.add_argument("--objcopy", default="objcopy", help="$(OBJCOPY)")
+    p.add_argument("--objcopy", help="module steps write with this objcopy (default: kasalias' own writer)")
     p.add_argument("--nm", default="nm", help="$(NM)")
     p.add_argument("--syms", help="also write this vmlinux kallsyms list (nm -n vmlinux + aliases)")
     p.add_argument("--analyze-option", action="append", help="pass this option to 'kasalias analyze'")
@@ -281,10 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(_Formatter())
-    logging.basicConfig(handlers=[handler], level=logging.WARNING - 10 * min(args.verbose, 2))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _module_fast_args(argv)
+    if args is None:
+        args = build_parser().parse_args(argv)
+    if args.verbose or args.command != "module":
+        _setup_logging(args.verbose)  # else nothing logs: the module step warns only out of tree
     try:
         return int(args.func(args))
     except KasaliasError as e:

@@ -21,6 +21,8 @@ _LLVM_SUFFIX = re.compile(r"\.llvm\.\d+$")
 def name_key(name: str) -> str:
     """The name as kallsyms users match it: ThinLTO's ``.llvm.<hash>`` promotion suffix
     is not part of it (the kernel's cleanup_symbol_name() drops it too)."""
+    if ".llvm." not in name:  # nearly every name: no regular expression to run
+        return name
     return _LLVM_SUFFIX.sub("", name)
 
 
@@ -29,13 +31,18 @@ class SymbolFrequency:
         self.counts: Counter[str] = counts if counts is not None else Counter()
 
     def add(self, names: Iterable[str]) -> None:
-        self.counts.update(name_key(n) for n in names)
+        self.counts.update(map(name_key, names))
 
     def __getitem__(self, name: str) -> int:
         return self.counts.get(name_key(name), 0)
 
     def render(self) -> bytes:
-        items = sorted((n.encode("utf-8", "surrogateescape"), c) for n, c in self.counts.items())
+        counts = self.counts
+        if "".join(counts).isascii():
+            # ASCII: the order of the str is the bytewise one, and sorting names alone is
+            # twice as fast as sorting (bytes, count) tuples.
+            return "".join([f"{n}:{counts[n]}\n" for n in sorted(counts)]).encode("ascii")
+        items = sorted((n.encode("utf-8", "surrogateescape"), c) for n, c in counts.items())
         return b"".join(b"%s:%d\n" % (n, c) for n, c in items)
 
     def write(self, path: Path) -> bool:

@@ -13,12 +13,31 @@ an object's local symbols after that object's STT_FILE symbol, in link order.
 
 from __future__ import annotations
 
+import os
 import struct
-from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Iterator, NamedTuple
+from collections import namedtuple
 
 from kasalias.errors import KasaliasError
+
+# The per-module step imports this module once per module: typing, dataclasses
+# and pathlib (with the re they import) would double its start-up (NOTES.md,
+# "start-up"). mypy takes the names below from the TYPE_CHECKING blocks.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO, Iterator, NamedTuple
+
+    class _SymbolFields(NamedTuple):
+        index: int  # type: ignore[assignment]  # the .symtab index (shadows tuple.index on purpose)
+        name: str
+        value: int
+        size: int
+        type: int
+        bind: int
+        shndx: int
+        letter: str
+        group: int
+else:
+    _SymbolFields = namedtuple("_SymbolFields", "index name value size type bind shndx letter group")
 
 STB_LOCAL, STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE = 0, 1, 2, 10
 STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE, STT_COMMON, STT_TLS = 0, 1, 2, 3, 4, 5, 6
@@ -35,18 +54,20 @@ _COFF_SECTION_TYPES = ((".drectve", "i"), (".edata", "e"), (".idata", "i"), (".p
 _DEBUG_PREFIXES = (".debug", ".gnu.debuglto_.debug_", ".gnu.linkonce.wi.", ".zdebug", ".line", ".stab")
 
 
-@dataclass(frozen=True)
 class Section:
-    index: int
-    name: str
-    type: int
-    flags: int
-    addr: int
-    offset: int
-    size: int
-    entsize: int
-    link: int
-    info: int
+    """One section header (read-only by convention)."""
+
+    __slots__ = ("index", "name", "type", "flags", "addr", "offset", "size", "entsize", "link", "info", "align",
+                 "name_offset")
+
+    def __init__(self, index: int, name: str, type: int, flags: int, addr: int, offset: int, size: int,
+                 entsize: int, link: int, info: int, align: int = 1, name_offset: int = 0) -> None:
+        self.index, self.name, self.type, self.flags, self.addr = index, name, type, flags, addr
+        self.offset, self.size, self.entsize, self.link, self.info = offset, size, entsize, link, info
+        self.align, self.name_offset = align, name_offset  # sh_addralign, sh_name
+
+    def __repr__(self) -> str:
+        return f"Section({self.index}, {self.name!r})"
 
     @property
     def is_alloc(self) -> bool:
@@ -57,21 +78,13 @@ class Section:
         return bool(self.flags & SHF_EXECINSTR)
 
 
-class Symbol(NamedTuple):
+class Symbol(_SymbolFields):
     """One .symtab entry; ``group`` is the index of its STT_FILE group (-1: none).
 
-    A NamedTuple: a vmlinux has ~200,000 symbols, and a tuple is made three
+    A named tuple: a vmlinux has ~200,000 symbols, and a tuple is made three
     times faster than a frozen dataclass instance."""
 
-    index: int  # type: ignore[assignment]  # the .symtab index (shadows tuple.index on purpose)
-    name: str
-    value: int
-    size: int
-    type: int
-    bind: int
-    shndx: int
-    letter: str
-    group: int
+    __slots__ = ()
 
     @property
     def is_local(self) -> bool:
@@ -116,7 +129,7 @@ def section_letter(sec: Section) -> str:
 _BITCODE_MAGIC = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
 
 
-def is_llvm_bitcode(path: Path) -> bool:
+def is_llvm_bitcode(path: str | os.PathLike[str]) -> bool:
     try:
         with open(path, "rb") as f:
             return f.read(4) in _BITCODE_MAGIC
@@ -127,8 +140,8 @@ def is_llvm_bitcode(path: Path) -> bool:
 class ElfImage:
     """An ELF file opened for reading: header, sections, symbols, raw section bytes."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
         try:
             self._file: BinaryIO = open(self.path, "rb")
         except OSError as e:
@@ -144,6 +157,7 @@ class ElfImage:
         self._symbols: list[Symbol] | None = None
         self._bases: list[int] | None = None
         self._elf: object = None
+        self._contents: bytes | None = None
 
     def _read_headers(self) -> tuple[list[Section], bool]:
         """ELF header and section headers. Read with struct rather than pyelftools:
@@ -186,10 +200,11 @@ class ElfImage:
         if len(names) < strsize:
             raise KasaliasError(f"{path}: truncated file (section names)")
         sections = []
-        for i, (name, stype, flags, addr, offset, size, link, info, _align, entsize) in enumerate(raw):
+        for i, (name, stype, flags, addr, offset, size, link, info, align, entsize) in enumerate(raw):
             end = names.find(b"\0", name)
             sections.append(Section(i, names[name:end].decode("utf-8", "surrogateescape"), stype, flags, addr,
-                                    offset, size, entsize, link, info))
+                                    offset, size, entsize, link, info, align, name))
+        self.header = ident
         return sections, e_type == 1
 
     @property
@@ -256,11 +271,33 @@ class ElfImage:
     def fileno(self) -> int:
         return self._file.fileno()
 
+    def contents(self) -> bytes:
+        """The whole file, read once and kept (a module writer and its check use all of it)."""
+        if self._contents is None:
+            size = os.fstat(self.fileno()).st_size
+            chunks, pos = [], 0
+            while pos < size:
+                chunk = os.pread(self.fileno(), size - pos, pos)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                pos += len(chunk)
+            self._contents = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return self._contents
+
+    def section_view(self, sec: Section) -> memoryview:
+        """A section's bytes as a view of contents(), without a copy (empty for SHT_NOBITS)."""
+        if sec.type == SHT_NOBITS:
+            return memoryview(b"")
+        data = self.contents()
+        if sec.offset + sec.size > len(data):
+            raise KasaliasError(f"{self.path}: truncated file (section {sec.name})")
+        return memoryview(data)[sec.offset:sec.offset + sec.size]
+
     def section_data(self, sec: Section) -> bytes:
         if sec.type == SHT_NOBITS:
             return b""
-        self._file.seek(sec.offset)
-        data = self._file.read(sec.size)
+        data = os.pread(self._file.fileno(), sec.size, sec.offset)  # one system call, no buffering
         if len(data) != sec.size:
             raise KasaliasError(f"{self.path}: truncated file (section {sec.name})")
         return data
@@ -293,25 +330,41 @@ class ElfImage:
         letters = [section_letter(s) for s in self.sections]
         nsec = len(self.sections)
         xindex = self._extended_indices(symtab)
+        # Decoded once as Latin-1 (one character per byte: offsets stay valid), names are slices
+        # of one str instead of one decode per symbol; a kernel's names are ASCII, where that is
+        # the UTF-8 decoding already.
+        strings = strtab.decode("latin-1")
+        ascii = strtab.isascii()
+        find = strings.find
+        # The letter depends on st_info and the section alone: a few dozen combinations.
+        letter_of: dict[int, str] = {}
+        new = tuple.__new__  # what Symbol(...) calls, without its Python-level __new__
+        out: list[Symbol] = []
+        append = out.append
         group = -1
-        for index, (st_name, st_info, _other, shndx, value, size) in enumerate(struct.iter_unpack("<IBBHQQ", data)):
-            if index == 0:
-                continue
-            if shndx == SHN_XINDEX and xindex is not None:
-                shndx = xindex[index]
-            stype, bind = st_info & 0xF, st_info >> 4
+        entries = struct.iter_unpack("<IBBHQQ", memoryview(data)[24:])  # entry 0 is the null symbol
+        for index, (st_name, st_info, _other, shndx, value, size) in enumerate(entries, 1):
+            stype = st_info & 0xF
             if stype == STT_FILE:
                 group += 1
                 continue
             if stype == STT_SECTION:
                 continue
-            end = strtab.find(b"\0", st_name)
+            if shndx == SHN_XINDEX and xindex is not None:
+                shndx = xindex[index]
+            end = find("\0", st_name)
             if end < 0:
                 raise KasaliasError(f"{self.path}: malformed .symtab string table")
-            name = strtab[st_name:end].decode("utf-8", "surrogateescape")
-            letter = _letter(stype, bind, shndx, letters, nsec)
-            yield Symbol(index, name, value, size, stype, bind, shndx, letter,
-                         group if bind == STB_LOCAL else -1)
+            name = strings[st_name:end]
+            if not ascii:
+                name = name.encode("latin-1").decode("utf-8", "surrogateescape")
+            bind = st_info >> 4
+            letter = letter_of.get(st_info | shndx << 8)
+            if letter is None:
+                letter = letter_of[st_info | shndx << 8] = _letter(stype, bind, shndx, letters, nsec)
+            append(new(Symbol, (index, name, value, size, stype, bind, shndx, letter,
+                                group if bind == STB_LOCAL else -1)))
+        return iter(out)
 
     def _extended_indices(self, symtab: Section) -> tuple[int, ...] | None:
         """SHT_SYMTAB_SHNDX: section indices beyond 0xff00 (vmlinux.o with many sections)."""
@@ -324,10 +377,16 @@ class ElfImage:
         """Basenames of the STT_FILE symbols, in symtab order (index = Symbol.group)."""
         symtab = self.symtab
         strtab = self.section_data(self.sections[symtab.link])
+        data = self.section_data(symtab)
+        # Every symbol's st_info byte, marked 1 where it is an STT_FILE: the few thousand file
+        # symbols are then found by bytes.find, not by unpacking all symbols.
+        marks = data[4::24].translate(_FILE_MARKS)
         names = []
-        for st_name, st_info, _o, _s, _v, _z in struct.iter_unpack("<IBBHQQ", self.section_data(symtab)):
-            if st_info & 0xF == STT_FILE:
-                names.append(strtab[st_name:strtab.find(b"\0", st_name)].decode("utf-8", "surrogateescape"))
+        i = marks.find(1)
+        while i >= 0:
+            (st_name,) = _ST_NAME.unpack_from(data, 24 * i)
+            names.append(strtab[st_name:strtab.find(b"\0", st_name)].decode("utf-8", "surrogateescape"))
+            i = marks.find(1, i + 1)
         return names
 
 
@@ -351,3 +410,8 @@ def _letter(stype: int, bind: int, shndx: int, letters: list[str], nsec: int) ->
     else:
         c = "?"
     return c.upper() if bind == STB_GLOBAL else c
+
+
+# file_groups(): st_info byte -> 1 for STT_FILE, else 0 (a bytes.translate table).
+_FILE_MARKS = bytes(1 if info & 0xF == STT_FILE else 0 for info in range(256))
+_ST_NAME = struct.Struct("<I")

@@ -20,7 +20,7 @@ from conftest import Build, run_kasalias
 from elfread import nm_symbols
 from kasalias import buildgen
 from kasalias.buildgen import Edge, GenConfig, Graph, Rule, ninja_escape
-from kasalias.cli import main
+from kasalias.cli import LAUNCHER, main
 from kasalias.errors import KasaliasError
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -177,7 +177,7 @@ def test_quoting_run_by_ninja(build5: Build, analysis5: Path, tmp_path: Path) ->
     assert ["-m", "kasalias", "analyze", "--vmlinux", "vmlinux.o", "--modules-order", "modules.order",
             "--objtree", ".", "--srctree", str(src), "-o", "."] in calls
     odd_rel = ODD.replace(".o", ".ko")
-    assert ["-m", "kasalias", "module", "--aliases", "modules.symalias", "--objcopy", str(tools / "my objcopy"),
+    assert ["-c", LAUNCHER, "module", "--aliases", "modules.symalias", "--objcopy", str(tools / "my objcopy"),
             odd_rel, odd_rel + ".aliased"] in calls
     # The real 'kasalias module' aliased the module at the odd path (a copy of hello.ko).
     new = {s[2] for s in nm_symbols(Path(str(odd_ko) + ".aliased"))} - {s[2] for s in nm_symbols(odd_ko)}

@@ -157,10 +157,12 @@ def test_output_check_catches_a_changed_relocation(build5: Build, analysis5: Pat
 
     from kasalias.errors import KasaliasError
     from kasalias.modwriter import aliases_for_module, check_output
+    from kasalias.symbols import ElfImage
 
-    src, out = alias_module(build5, analysis5, "minix", tmp_path)
+    src_path, out = alias_module(build5, analysis5, "minix", tmp_path)
+    src = ElfImage(src_path)
     new = aliases_for_module(src, AliasTable.read(analysis5 / "modules.symalias"), None, None, None)
-    check_output(src, out, new, "objcopy")  # the real output passes
+    check_output(src, str(out), new, "objcopy")  # the real output passes
     with open(out, "rb") as f:
         rela = next(s for s in ELFFile(f).iter_sections() if s.name == ".rela.text")
         at = rela["sh_offset"] + 16  # the addend of the first relocation
@@ -169,4 +171,4 @@ def test_output_check_catches_a_changed_relocation(build5: Build, analysis5: Pat
     bad = tmp_path / "bad.ko"
     bad.write_bytes(bytes(data))
     with pytest.raises(KasaliasError, match="relocations in .rela.text changed"):
-        check_output(src, bad, new, "objcopy")
+        check_output(src, str(bad), new, "objcopy")
