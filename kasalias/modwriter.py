@@ -456,7 +456,7 @@ def _check_sections(a: ElfImage, b: ElfImage, tool: str, src: StrPath, n_new_loc
         k = seen.get(s.name, 0)
         seen[s.name] = k + 1
         t = b.sections[b_by_name[s.name][k]]
-        if s.name in _REWRITTEN:
+        if s.name in _REWRITTEN or s.index == 0:  # section 0 has no bytes (its size may count sections)
             continue
         if s.type in (SHT_RELA, SHT_REL):
             # objcopy appends the new locals after the old ones: relocations against locals keep

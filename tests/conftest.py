@@ -93,3 +93,8 @@ def build_lto(tmp_path_factory: pytest.TempPathFactory) -> Build:
 @pytest.fixture(scope="session")
 def analysis5(build5: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return analyze(build5, tmp_path_factory.mktemp("kas5"))
+
+
+@pytest.fixture(scope="session")
+def analysis4(build4: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return analyze(build4, tmp_path_factory.mktemp("kas4"))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Build, run_kasalias
+from kasalias.aliastable import AliasTable
 
 
 def assert_one_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -103,3 +104,50 @@ def test_module_errors_leave_input_alone(build5: Build, analysis5: Path, tmp_pat
         assert_one_error(proc, needle)
     assert (minix.read_bytes(), minix.stat().st_mtime_ns) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["minix.ko"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["module", "--aliases", "T", "in.ko", "out.ko"],
+    ["module", "in.ko", "--aliases=T", "out.ko"],
+    ["-v", "module", "--aliases", "T", "--objcopy", "/x/objcopy", "in.ko", "out.ko"],
+    ["-vv", "--verbose", "module", "--objcopy=o", "--aliases", "A", "--aliases", "T", "in.ko", "out.ko"],
+    ["module", "--aliases", "T", "in=1.ko", "out.ko"],
+])
+def test_module_fast_parse_equals_argparse(argv: list[str]) -> None:
+    """The per-module command line parsed without argparse reads as argparse reads it."""
+    from kasalias.cli import _module_fast_args, build_parser
+
+    fast = _module_fast_args(argv)
+    assert fast is not None
+    full = build_parser().parse_args(argv)
+    assert vars(fast) == vars(full)
+
+
+@pytest.mark.parametrize("argv", [
+    ["module", "--aliases", "T", "in.ko"], ["module", "in.ko", "out.ko"], ["module", "-h"],
+    ["module", "--alias", "T", "in.ko", "out.ko"], ["module", "--aliases", "-x", "in.ko", "out.ko"],
+    ["module", "--aliases", "T", "--symbfreq", "F", "in.ko", "out.ko"], ["module", "--aliases", "T", "-", "o"],
+    ["module", "--aliases", "T", "a", "b", "c"], ["-q", "module", "--aliases", "T", "a", "b"], ["analyze"],
+    ["module", "--aliases", "T", "--", "a", "b"], ["module", "--aliases"],
+])
+def test_module_fast_parse_leaves_the_rest_to_argparse(argv: list[str]) -> None:
+    from kasalias.cli import _module_fast_args
+
+    assert _module_fast_args(argv) is None
+
+
+def test_alias_table_index(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    """A module step reads its rows through the table's index; a broken index is an error."""
+    table = AliasTable.read(analysis5 / "modules.symalias")
+    for image in sorted(table.images) + ["no_such_module"]:
+        one = AliasTable.read(analysis5 / "modules.symalias", only_image=image)
+        assert [r.astuple() for r in one.rows] == [r.astuple() for r in table.for_image(image)]
+        assert (image in one.images) == (image in table.images)
+        assert one.aliases() == table.aliases()
+    data = (analysis5 / "modules.symalias").read_bytes()
+    line = next(ln for ln in data.split(b"\n") if ln.startswith(b"# image: minix "))
+    bad = tmp_path / "bad.symalias"
+    bad.write_bytes(data.replace(line, line[:-1] + b"7" if not line.endswith(b"7") else line[:-1] + b"8"))
+    proc = run_kasalias("module", "--aliases", bad, build5.ko("minix"), tmp_path / "y.ko", check=False)
+    assert_one_error(proc, "index line of minix")
+    assert not (tmp_path / "y.ko").exists()

@@ -172,3 +172,81 @@ def test_output_check_catches_a_changed_relocation(build5: Build, analysis5: Pat
     bad.write_bytes(bytes(data))
     with pytest.raises(KasaliasError, match="relocations in .rela.text changed"):
         check_output(src, str(bad), new, "objcopy")
+
+
+def elf_layout(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Symbols in .symtab order and section headers, with what differs legitimately
+    between two writers left out (string table offsets, file offsets)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        syms = [(s.name, s["st_value"], s["st_size"], s["st_info"]["type"], s["st_info"]["bind"],
+                 s["st_other"]["visibility"], s["st_shndx"]) for s in elf.get_section_by_name(".symtab").iter_symbols()]
+        secs = [(s.name, s["sh_type"], s["sh_flags"], s["sh_addr"], s["sh_size"] if s.name != ".strtab" else None,
+                 s["sh_link"], s["sh_info"], s["sh_addralign"], s["sh_entsize"]) for s in elf.iter_sections()]
+    return syms, secs
+
+
+@pytest.mark.parametrize("dwarf", ["4", "5"])
+def test_own_writer_writes_what_objcopy_writes(dwarf: str, build4: Build, build5: Build, analysis4: Path,
+                                               analysis5: Path, tmp_path: Path) -> None:
+    """kasalias' own writer against binutils objcopy --add-symbol (plus the size kasalias
+    sets), module by module: the same symbols in the same order, the same relocations by
+    symbol name, the same section headers and bytes; only .strtab's order differs."""
+    build, analysis = (build4, analysis4) if dwarf == "4" else (build5, analysis5)
+    table = AliasTable.read(analysis / "modules.symalias")
+    compared = 0
+    for ko in sorted(build.objtree.rglob("*.ko")):
+        own, oc = tmp_path / f"{ko.stem}.own", tmp_path / f"{ko.stem}.objcopy"
+        run_kasalias("module", "--aliases", analysis / "modules.symalias", ko, own)
+        run_kasalias("module", "--aliases", analysis / "modules.symalias", "--objcopy", "objcopy", ko, oc)
+        assert elf_layout(own) == elf_layout(oc), ko
+        assert relocations(own) == relocations(oc) == relocations(ko), ko
+        assert section_bytes(own) == section_bytes(oc) == section_bytes(ko), ko
+        compared += bool(table.for_image(ko.stem.replace("-", "_")))
+    assert compared >= 4  # modules with aliases among them (minix, hello, rpmsg_char, kobject examples)
+
+
+def test_global_entries_lane_test_matches_a_plain_loop() -> None:
+    """The byte-lane test that finds relocations naming globals, against the obvious loop."""
+    import random
+    import struct
+
+    from kasalias.modwriter import _global_entries
+
+    rnd = random.Random(7)
+    for first_global in (1, 2, 255, 256, 257, 511, 4096, 65535, 65536, 70000):
+        for n in (0, 1, 7, 300):
+            pool = [0, 1, first_global - 1, first_global, first_global + 1, first_global + 255, first_global + 256]
+            values = [min(max(rnd.choice(pool + [rnd.randrange(0, 2 * first_global + 2)]), 0), 2**32 - 1)
+                      for _ in range(n)]
+            column = memoryview(struct.pack(f"<{n}I", *values)).cast("I") if n else memoryview(b"").cast("I")
+            assert _global_entries(column, first_global) == [i for i, v in enumerate(values) if v >= first_global], \
+                (first_global, values)
+
+
+def test_many_sections_use_symtab_shndx(tmp_path: Path) -> None:
+    """An object with more than 0xff00 sections: aliases in a section beyond SHN_LORESERVE
+    get SHN_XINDEX and a .symtab_shndx entry, as objcopy writes them."""
+    from kasalias.aliastable import AliasRow
+    from kasalias.symbols import ElfImage
+
+    asm = tmp_path / "many.s"
+    lines = [f'.section .t{i},"ax"\n' for i in range(0xFF10)]
+    lines += ['.file "many.c"\n', '.section .tlast,"ax"\n', ".type f, @function\n", "f: ret\n", ".size f, 1\n",
+              ".globl g\n", ".type g, @function\n", "g: ret\n", ".size g, 1\n"]
+    asm.write_text("".join(lines))
+    obj = tmp_path / "many.ko"
+    subprocess.run(["as", "-o", str(obj), str(asm)], check=True)
+    table = AliasTable([AliasRow("many", "many.c", 0, "f", 0, "f@many_c_1", "many.c:1", "many.c"),
+                        AliasRow("many", "", 0, "g", 0, "g@many_c_2", "many.c:2", "many.c")], ["many"])
+    table.write(tmp_path / "t.symalias")
+    own, oc = tmp_path / "own.ko", tmp_path / "oc.ko"
+    run_kasalias("module", "--aliases", tmp_path / "t.symalias", obj, own)
+    run_kasalias("module", "--aliases", tmp_path / "t.symalias", "--objcopy", "objcopy", obj, oc)
+    assert elf_layout(own) == elf_layout(oc)
+    with ElfImage(own) as img:
+        by_name = {s.name: s for s in img.symbols}
+        assert by_name["f@many_c_1"].shndx == by_name["f"].shndx > 0xFF00
+        assert by_name["g@many_c_2"].shndx == by_name["g"].shndx and by_name["g@many_c_2"].bind == 1
