@@ -175,6 +175,10 @@ class Abbrev:
     # a DW_AT_location that is an expression (not a location list). The walk skips the others.
     identifiable: bool = True
     declares: bool = False  # a DW_TAG_subprogram or DW_TAG_variable: the walk looks at its name
+    # How the walk passes a DIE it skips at any depth (most of a unit: types and their members):
+    # >= 0, a childless DIE with this many bytes of attributes; < 0, a DIE with children whose
+    # 4-byte DW_AT_sibling is at offset -hop - 1. None: the walk decides by depth and tag.
+    hop: int | None = None
 
 
 def _size_class(form: int, offset_size: int, addr_size: int, version: int) -> int:
@@ -269,11 +273,17 @@ def _decode_abbrev(decl: bytes, offset_size: int, addr_size: int, version: int) 
             plan = None if size == _INDIRECT else plan + [(run, size)]
             run = 0
         attrs.append((attr, form, size, const))
+    declares = tag in (TAG_SUBPROGRAM, TAG_VARIABLE)
+    hop = None
+    if not declares and not has_children and fixed is not None:
+        hop = fixed
+    elif not declares and tag not in _SCOPES and sibling_at is not None and sibling_at[1] == 4:
+        hop = -sibling_at[0] - 1
     return Abbrev(tag, has_children, tuple(attrs), fixed, sibling_at, name_at,
                   _UNPACK.get(sibling_at[1]) if sibling_at else None,
                   _UNPACK.get(name_at[2]) if name_at and name_at[1] == F_STRP else None,
                   inline_name_at, tuple(plan) if plan is not None else None, run, identifiable,
-                  tag in (TAG_SUBPROGRAM, TAG_VARIABLE))
+                  declares, hop)
 
 
 @dataclass
@@ -523,7 +533,18 @@ class UnitReader:
         levels = [True]
         relocated = self._relocated
         skip_variable = self._skip_variable
+        # Abbrev.hop by the first byte of a DIE, for the codes that take one byte: the DIEs
+        # passed the same way at any depth.
+        hops: list[int | None] = [None] * 256
+        for code, ab in abbrevs.items():
+            if code < 0x80:
+                hops[code] = ab.hop
+        u32 = _U32.unpack_from
         while pos < end and levels:
+            hop = hops[data[pos]]
+            if hop is not None:  # the common case (types), as the code below would pass it
+                pos = pos + 1 + hop if hop >= 0 else u32(data, pos - hop)[0]
+                continue
             die = pos
             code = data[pos]
             pos += 1
