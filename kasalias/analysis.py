@@ -4,6 +4,7 @@ the alias of every duplicated symbol the policy covers."""
 from __future__ import annotations
 
 import gc
+import time
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -128,6 +129,8 @@ class Analysis:
     table: AliasTable
     problems: list[str] = field(default_factory=list)
     occurrences: dict[str, list[Occurrence]] = field(default_factory=dict)
+    located: int = 0  # symbols whose source identity was looked up in DWARF
+    identity_seconds: float = 0.0  # CPU time of those lookups (bench/analyze compares it)
 
 
 def load_images(vmlinux: Path | None, modules: Iterable[Path], rules: VmlinuxRules,
@@ -175,6 +178,7 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
     problems: list[str] = []
     occurrences: dict[str, list[Occurrence]] = {}
     work = [img for img in images if keep(img)]
+    located, identity_seconds = 0, 0.0
     progress = Progress(len(work), "reading DWARF")
     for img in work:
         progress.step(str(img.path))
@@ -184,11 +188,14 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
         targets = [s for s in dups if policy.covers(s)]
         locs: dict[int, SourceLoc] = {}
         if targets:
+            started = time.process_time()
             with ElfImage(img.path) as elf:
                 if img.symbols is not None:
                     elf.use_symbols(img.symbols)
                 with DwarfSource(elf, paths, cache) as dwarf:
                     locs = dwarf.locate(targets)
+            identity_seconds += time.process_time() - started
+            located += len(targets)
         for s in targets:
             loc = locs.get(s.index)
             if loc is None:
@@ -215,4 +222,5 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
         for occ_list in occurrences.values():
             for o in occ_list:
                 o.alias = by_key.get((o.image, by_image[o.image].keys[o.symbol.index]))
-    return Analysis(freq, AliasTable(rows, (i.name for i in work)), problems, occurrences)
+    return Analysis(freq, AliasTable(rows, (i.name for i in work)), problems, occurrences, located,
+                    identity_seconds)
