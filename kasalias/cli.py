@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 
 from kasalias import __version__
 from kasalias.errors import KasaliasError
@@ -166,6 +165,14 @@ def cmd_module(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Args:
+    """The attributes argparse would give, set by _module_fast_args (types.SimpleNamespace
+    would cost an import)."""
+
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+
 # The options of 'kasalias module' that _module_fast_args takes (each with one value).
 _MODULE_FAST_OPTIONS = {"--aliases": "aliases", "--objcopy": "objcopy"}
 
@@ -204,9 +211,8 @@ def _module_fast_args(argv: list[str]) -> argparse.Namespace | None:
     if "aliases" not in values or len(positional) != 2:
         return None
     # Every attribute the module subparser would set.
-    ns = types.SimpleNamespace(command="module", func=cmd_module, verbose=verbose, symbfreq=None, srctree=None,
-                               objtree=None, data=False, no_text=False, input=positional[0],
-                               output=positional[1], **values)
+    ns = _Args(command="module", func=cmd_module, verbose=verbose, symbfreq=None, srctree=None,
+               objtree=None, data=False, no_text=False, input=positional[0], output=positional[1], **values)
     return ns  # type: ignore[return-value]  # the attributes argparse would give
 
 

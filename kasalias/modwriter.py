@@ -120,7 +120,8 @@ def write_module(src: ElfImage, dst: StrPath, new: list[NewSymbol], objcopy: str
                 os.close(fd)
         elif objcopy is None:
             with os.fdopen(fd, "wb") as f:
-                f.write(add_symbols(src, new))
+                for part in add_symbols(src, new):
+                    f.write(part)
             check_output(src, tmp, new, "kasalias")
         else:
             os.close(fd)
@@ -142,8 +143,9 @@ _SYM = struct.Struct("<IBBHQQ")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
 
 
-def add_symbols(img: ElfImage, new: list[NewSymbol]) -> bytes:
-    """The bytes of ``img`` (a relocatable ELF file) with ``new`` symbols added, laid out as
+def add_symbols(img: ElfImage, new: list[NewSymbol]) -> list[bytes | bytearray | memoryview]:
+    """The bytes of ``img`` (a relocatable ELF file) with ``new`` symbols added, in parts
+    (views of the input where it is unchanged: no copy of a module in memory), laid out as
     ``objcopy --add-symbol`` lays them out: new locals after the old locals, new globals
     after the old globals, symbol indices in relocations, groups and address-significance
     tables moved accordingly, and sizes set. Every other section keeps its bytes.
@@ -275,7 +277,8 @@ def _renumber_addrsig(data: bytes | memoryview, first_global: int, shift: int) -
     return bytes(out)
 
 
-def _layout(img: ElfImage, content: dict[int, bytes | bytearray | memoryview], info: dict[int, int]) -> bytes:
+def _layout(img: ElfImage, content: dict[int, bytes | bytearray | memoryview],
+            info: dict[int, int]) -> list[bytes | bytearray | memoryview]:
     """The file: the ELF header, the sections in their old file order (each at its alignment;
     ``content`` replaces a section's bytes), then the section header table."""
     sections = img.sections
@@ -306,7 +309,7 @@ def _layout(img: ElfImage, content: dict[int, bytes | bytearray | memoryview], i
     header = bytearray(img.header)
     struct.pack_into("<Q", header, 0x28, shoff)  # e_shoff
     parts[0] = bytes(header)
-    return b"".join(parts)
+    return parts
 
 
 def _run_objcopy(objcopy: str, img: ElfImage, dst: str, new: list[NewSymbol]) -> None:
@@ -440,7 +443,7 @@ def _reloc_view(img: ElfImage, sec: Section, names: list[str]) -> list[tuple[int
 
 def _same_bytes(a: bytes | bytearray | memoryview, b: ElfImage, sec: Section) -> bool:
     """Whether section ``sec`` of ``b`` holds exactly ``a`` (compared in place: memcmp)."""
-    return sec.type != SHT_NOBITS and len(a) == sec.size and b.contents().startswith(a, sec.offset)
+    return sec.type != SHT_NOBITS and len(a) == sec.size and b.holds(sec.offset, a)
 
 
 def _check_sections(a: ElfImage, b: ElfImage, tool: str, src: StrPath, n_new_locals: int) -> None:
