@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import struct
-from itertools import compress
 
 from kasalias.aliastable import AliasTable, module_name
 from kasalias.errors import KasaliasError
@@ -236,6 +235,8 @@ def _global_entries(column: memoryview, first_global: int) -> list[int]:
     n = len(column)
     raw = column.tobytes()
     if n == 0 or raw[2::4].count(0) != n or raw[3::4].count(0) != n:  # an index >= 65536
+        from itertools import compress
+
         return list(compress(range(n), map(first_global.__le__, column)))
     tables = _LANE_TABLES.get(first_global)
     if tables is None:

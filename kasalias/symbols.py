@@ -13,7 +13,6 @@ an object's local symbols after that object's STT_FILE symbol, in link order.
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 from operator import itemgetter
@@ -25,6 +24,7 @@ from kasalias.errors import KasaliasError
 # "start-up"). mypy takes the names below from the TYPE_CHECKING blocks.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import mmap
     from typing import BinaryIO, Iterator, NamedTuple
 
     class _SymbolFields(NamedTuple):
@@ -172,7 +172,7 @@ class ElfImage:
         self._symbols: list[Symbol] | None = None
         self._bases: list[int] | None = None
         self._elf: object = None
-        self._contents: mmap.mmap | bytes | None = None
+        self._contents: mmap.mmap | bytes | None = None  # the mapped file (_map)
 
     def _read_headers(self) -> tuple[list[Section], bool]:
         """ELF header and section headers. Read with struct rather than pyelftools:
@@ -232,9 +232,9 @@ class ElfImage:
         return self._elf
 
     def close(self) -> None:
-        if isinstance(self._contents, mmap.mmap):
+        if self._contents:
             try:
-                self._contents.close()
+                self._contents.close()  # type: ignore[union-attr]  # a map; b"" (empty file) is false
             except BufferError:  # a caller still holds a view: the map goes with the last one
                 pass
         self._contents = None
@@ -296,6 +296,8 @@ class ElfImage:
         """The whole file, mapped (read-only): a module writer and its check read all of it,
         and copying it first would cost more than the rest of their work."""
         if self._contents is None:
+            import mmap  # a module step that writes nothing new never maps a file
+
             size = os.fstat(self.fileno()).st_size
             self._contents = mmap.mmap(self.fileno(), size, access=mmap.ACCESS_READ) if size else b""
         return self._contents

@@ -151,3 +151,23 @@ def test_alias_table_index(build5: Build, analysis5: Path, tmp_path: Path) -> No
     proc = run_kasalias("module", "--aliases", bad, build5.ko("minix"), tmp_path / "y.ko", check=False)
     assert_one_error(proc, "index line of minix")
     assert not (tmp_path / "y.ko").exists()
+
+
+def test_step_launcher_reports_and_exits(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    """The per-module step as the build starts it (python -c LAUNCHER, which skips the
+    interpreter's shutdown): its exit status, error line and -v output all get out."""
+    import sys
+
+    from kasalias.cli import LAUNCHER
+
+    def step(*args: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", LAUNCHER, *map(str, args)], capture_output=True, text=True)
+
+    table = analysis5 / "modules.symalias"
+    bad = step("module", "--aliases", table, tmp_path / "none.ko", tmp_path / "out.ko")
+    assert_one_error(bad, "none.ko")
+    ok = step("-v", "module", "--aliases", table, build5.ko("minix"), tmp_path / "minix.ko.aliased")
+    assert ok.returncode == 0 and ok.stderr.startswith("kasalias: info: ") and "aliases" in ok.stderr, ok.stderr
+    assert (tmp_path / "minix.ko.aliased").is_file()
+    usage = step("module", "--aliases", table)
+    assert usage.returncode == 2 and "kasalias: error:" in usage.stderr
