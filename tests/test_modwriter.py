@@ -250,3 +250,28 @@ def test_many_sections_use_symtab_shndx(tmp_path: Path) -> None:
         by_name = {s.name: s for s in img.symbols}
         assert by_name["f@many_c_1"].shndx == by_name["f"].shndx > 0xFF00
         assert by_name["g@many_c_2"].shndx == by_name["g"].shndx and by_name["g@many_c_2"].bind == 1
+
+
+def test_output_check_catches_a_wrong_alias(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    """The check reads back every alias of kasalias' own output: a moved one is refused."""
+    from elftools.elf.elffile import ELFFile
+
+    from kasalias.errors import KasaliasError
+    from kasalias.modwriter import aliases_for_module, check_output
+    from kasalias.symbols import ElfImage
+
+    src_path, out = alias_module(build5, analysis5, "minix", tmp_path)
+    src = ElfImage(src_path)
+    new = aliases_for_module(src, AliasTable.read(analysis5 / "modules.symalias"), None, None, None)
+    check_output(src, str(out), new, "kasalias")
+    with open(out, "rb") as f:
+        elf = ELFFile(f)
+        symtab = elf.get_section_by_name(".symtab")
+        index = next(i for i, s in enumerate(symtab.iter_symbols()) if s.name == new[0].alias)
+        at = symtab["sh_offset"] + index * 24 + 8  # st_value
+    data = bytearray(out.read_bytes())
+    data[at] ^= 0x10
+    bad = tmp_path / "bad.ko"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(KasaliasError, match=f"alias {new[0].alias} missing or wrong"):
+        check_output(src, str(bad), new, "kasalias")
