@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from kasalias.symbols import Symbol
 
 HEADER = b"# kasalias alias table 3: image file occurrence symbol ordinal alias decl cu\n"
+# Read too: a build directory keeps the table of the kasalias that ran its last vmlinux link.
+HEADER_2 = b"# kasalias alias table 2: image file occurrence symbol ordinal alias decl cu\n"
 SymbolKey = tuple[str, int, str, int]
 VMLINUX = "vmlinux"  # the image name of vmlinux in the table; modules go by KBUILD_MODNAME
 
@@ -198,7 +200,7 @@ class AliasTable:
 
 
 def _check_header(data: bytes, path: str) -> None:
-    if not data.startswith(HEADER):
+    if not data.startswith((HEADER, HEADER_2)):
         raise KasaliasError(f"{path}: not a kasalias alias table")
 
 
@@ -226,6 +228,10 @@ def _image_lines(f: BinaryIO, image: str, path: str) -> list[tuple[int, bytes]]:
     data = f.read(_HEAD_SIZE)
     _check_header(data, path)
     name = image.encode("utf-8", "surrogateescape")
+    if data.startswith(HEADER_2):  # no index: every line, this image's kept
+        data += f.read()
+        return [(n, line) for n, line in _lines(data, path)
+                if line == b"# image: " + name or line.startswith(name + b"\t")]
     key = b"\n# image: " + name + b" "
     pos = data.find(key)
     if pos < 0 and len(data) == _HEAD_SIZE:  # a longer index: read all of it
