@@ -1,16 +1,17 @@
 """Writing modules: ``X.ko`` -> a NEW ``X.ko.aliased`` with alias symbols.
 
 A module's kallsyms entries come from its own ``.symtab`` at load time, so
-module aliases are real ELF symbols. binutils ``objcopy --add-symbol`` writes
-them (the path comes from the caller, like Kbuild's ``$(OBJCOPY)``), through a
-response file. objcopy cannot set a symbol's size, so the sizes of the new
-symbols are filled into objcopy's output (a temp file) before it is checked
-and renamed into place. The input is only ever read.
+module aliases are real ELF symbols. kasalias writes them itself (add_symbols),
+in the layout of binutils ``objcopy --add-symbol``; given a path (``--objcopy``,
+like Kbuild's ``$(OBJCOPY)``), binutils writes them instead, through a response
+file, and the sizes objcopy cannot set are filled in afterwards. Either output
+goes to a temp file, is checked (check_output) and renamed into place. The
+input is only ever read. NOTES.md, "Module writer", says why by hand.
 
 Placement: the module loader reports, for an address, the lowest-index symbol
-there. objcopy appends a new local after all locals, and a new global after
-all globals, so an alias of a local original is LOCAL, and an alias of a global
-original is GLOBAL: either way it comes after its original.
+there. A new local goes after all locals, and a new global after all globals,
+so an alias of a local original is LOCAL, and an alias of a global original is
+GLOBAL: either way it comes after its original.
 """
 
 from __future__ import annotations
