@@ -258,16 +258,11 @@ def _global_entries(column: memoryview, first_global: int) -> list[int]:
 
 def _renumber_addrsig(data: bytes | memoryview, first_global: int, shift: int) -> bytes:
     """An LLVM address-significance table (ULEB128 symbol indices) with globals moved up."""
+    from kasalias.dwarfscan import uleb  # clang's modules only
+
     out, pos = bytearray(), 0
     while pos < len(data):
-        value = shift_bits = 0
-        while True:
-            b = data[pos]
-            pos += 1
-            value |= (b & 0x7F) << shift_bits
-            shift_bits += 7
-            if b < 0x80:
-                break
+        value, pos = uleb(data, pos)
         if value >= first_global:
             value += shift
         while True:
