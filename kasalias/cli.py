@@ -211,9 +211,9 @@ def _module_fast_args(argv: list[str]) -> argparse.Namespace | None:
     if "aliases" not in values or len(positional) != 2:
         return None
     # Every attribute the module subparser would set.
-    ns = _Args(command="module", func=cmd_module, verbose=verbose, symbfreq=None, srctree=None,
-               objtree=None, data=False, no_text=False, input=positional[0], output=positional[1], **values)
-    return ns  # type: ignore[return-value]  # the attributes argparse would give
+    return _Args(command="module", func=cmd_module, verbose=verbose, symbfreq=None, srctree=None,
+                 objtree=None, data=False, no_text=False, input=positional[0], output=positional[1],
+                 **values)  # type: ignore[return-value]  # the attributes argparse would give
 
 
 def cmd_gen(args: argparse.Namespace) -> int:

@@ -22,7 +22,8 @@ import struct
 from kasalias.aliastable import AliasTable, module_name
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import copy_file, create_temp_beside
-from kasalias.symbols import SHT_NOBITS, STB_LOCAL, STT_FUNC, STT_OBJECT, ElfImage, Section, Symbol
+from kasalias.symbols import (ELF64_SHDR, ELF64_SYM, SHN_LORESERVE, SHN_XINDEX, SHT_NOBITS, STB_LOCAL, STT_FUNC,
+                              STT_OBJECT, ElfImage, Section, Symbol)
 
 # This module runs once per module in a build: only os and struct at start-up
 # (no logging, subprocess, tempfile, shutil, dataclasses: NOTES.md, "start-up").
@@ -138,9 +139,6 @@ def write_module(src: ElfImage, dst: StrPath, new: list[NewSymbol], objcopy: str
 
 
 SHT_GROUP, SHT_SYMTAB_SHNDX, SHT_LLVM_ADDRSIG = 17, 18, 0x6FFF4C03
-SHN_LORESERVE, SHN_XINDEX = 0xFF00, 0xFFFF
-_SYM = struct.Struct("<IBBHQQ")
-_SHDR = struct.Struct("<IIQQQQIIQQ")
 
 
 def add_symbols(img: ElfImage, new: list[NewSymbol]) -> list[bytes | bytearray | memoryview]:
@@ -172,7 +170,7 @@ def add_symbols(img: ElfImage, new: list[NewSymbol]) -> list[bytes | bytearray |
         st_name = len(names)
         names += n.alias.encode("utf-8", "surrogateescape") + b"\0"
         shndx = n.shndx if n.shndx < SHN_LORESERVE else SHN_XINDEX
-        entry = _SYM.pack(st_name, (0 if n.local else 1) << 4 | n.type, 0, shndx, n.value, n.size)
+        entry = ELF64_SYM.pack(st_name, (0 if n.local else 1) << 4 | n.type, 0, shndx, n.value, n.size)
         (local_entries if n.local else global_entries).append(entry)
         (xlocal if n.local else xglobal).append(struct.pack("<I", n.shndx if shndx == SHN_XINDEX else 0))
     shift = len(local_entries)
@@ -300,7 +298,7 @@ def _layout(img: ElfImage, content: dict[int, bytes | bytearray | memoryview],
     parts.append(bytes(pad))
     shoff = pos + pad
     for sec in sections:  # section 0 too: with many sections it holds their number
-        parts.append(_SHDR.pack(sec.name_offset, sec.type, sec.flags, sec.addr, offsets[sec.index],
+        parts.append(ELF64_SHDR.pack(sec.name_offset, sec.type, sec.flags, sec.addr, offsets[sec.index],
                                 sizes[sec.index], sec.link, info.get(sec.index, sec.info), sec.align,
                                 sec.entsize))
     header = bytearray(img.header)
@@ -369,7 +367,7 @@ def _set_sizes(path: str, new: list[NewSymbol]) -> None:
         strtab = img.section_data(img.sections[symtab.link])
         data = img.section_data(symtab)
     patches = []
-    for i, (st_name, _info, _o, _sh, _v, size) in enumerate(struct.iter_unpack("<IBBHQQ", data)):
+    for i, (st_name, _info, _o, _sh, _v, size) in enumerate(ELF64_SYM.iter_unpack(data)):
         name = strtab[st_name:strtab.find(b"\0", st_name)].decode("utf-8", "surrogateescape")
         if name in want and size == 0:
             patches.append((symtab.offset + i * 24 + 16, want[name]))
@@ -411,7 +409,7 @@ def _symtab_extends(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str) -
     strtab = b.section_data(b.sections[sb.link])
     taken = {s.name for s in a.symbols}
     for wanted, raw in ((new_locals, entries[split:split + 24 * len(new_locals)]), (new_globals, entries[end:])):
-        for n, (st_name, info, _other, shndx, value, size) in zip(wanted, struct.iter_unpack("<IBBHQQ", raw)):
+        for n, (st_name, info, _other, shndx, value, size) in zip(wanted, ELF64_SYM.iter_unpack(raw)):
             if shndx == SHN_XINDEX:
                 return False  # its section is in .symtab_shndx: the general check reads it
             name = strtab[st_name:strtab.find(b"\0", st_name)].decode("utf-8", "surrogateescape")
@@ -442,7 +440,7 @@ def _check_symbols(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str) ->
 def _check_symtab_order(img: ElfImage, tool: str) -> None:
     symtab = img.symtab
     first_global = None
-    for i, (_n, info, _o, _s, _v, _z) in enumerate(struct.iter_unpack("<IBBHQQ", img.section_data(symtab))):
+    for i, (_n, info, _o, _s, _v, _z) in enumerate(ELF64_SYM.iter_unpack(img.section_data(symtab))):
         local = info >> 4 == STB_LOCAL
         if not local and first_global is None:
             first_global = i
@@ -458,7 +456,7 @@ def _symbol_names(img: ElfImage) -> list[str]:
     """What each .symtab index names: the symbol's name, or its section for STT_SECTION."""
     strtab = img.section_data(img.sections[img.symtab.link])
     out = []
-    for st_name, info, _o, shndx, _v, _s in struct.iter_unpack("<IBBHQQ", img.section_data(img.symtab)):
+    for st_name, info, _o, shndx, _v, _s in ELF64_SYM.iter_unpack(img.section_data(img.symtab)):
         if info & 0xF == 3:
             out.append("section:" + (img.sections[shndx].name if shndx < len(img.sections) else str(shndx)))
         else:

@@ -57,11 +57,12 @@ else:
 STB_LOCAL, STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE = 0, 1, 2, 10
 STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE, STT_COMMON, STT_TLS = 0, 1, 2, 3, 4, 5, 6
 STT_GNU_IFUNC = 10
-SHN_UNDEF, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFFF1, 0xFFF2, 0xFFFF
+SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
 SHT_NOBITS = 8
 _EHDR = struct.Struct("<HHIQQQIHHHHHH")
-_SHDR = struct.Struct("<IIQQQQIIQQ")
+_SHDR = ELF64_SHDR = struct.Struct("<IIQQQQIIQQ")  # Elf64_Shdr
+ELF64_SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym: st_name, st_info, st_other, st_shndx, st_value, st_size
 
 # binutils' (2.3x and later) table of section-name prefixes with a fixed letter
 # (bfd/syms.c stt[]); every other section gets its letter from its flags.
@@ -172,7 +173,7 @@ class ElfImage:
         self._symbols: list[Symbol] | None = None
         self._bases: list[int] | None = None
         self._elf: object = None
-        self._contents: mmap.mmap | bytes | None = None  # the mapped file (_map)
+        self._mapped: mmap.mmap | None = None  # the whole file (_map)
 
     def _read_headers(self) -> tuple[list[Section], bool]:
         """ELF header and section headers. Read with struct rather than pyelftools:
@@ -232,12 +233,12 @@ class ElfImage:
         return self._elf
 
     def close(self) -> None:
-        if self._contents:
+        if self._mapped is not None:
             try:
-                self._contents.close()  # type: ignore[union-attr]  # a map; b"" (empty file) is false
+                self._mapped.close()
             except BufferError:  # a caller still holds a view: the map goes with the last one
                 pass
-        self._contents = None
+            self._mapped = None
         self._file.close()
 
     def __enter__(self) -> ElfImage:
@@ -279,7 +280,7 @@ class ElfImage:
         """Every .symtab entry's address (section symbols included), for applying relocations."""
         bases, nsec = self.section_bases, len(self.sections)
         out = []
-        for _n, _i, _o, shndx, value, _s in struct.iter_unpack("<IBBHQQ", self.section_data(self.symtab)):
+        for _n, _i, _o, shndx, value, _s in ELF64_SYM.iter_unpack(self.section_data(self.symtab)):
             out.append(bases[shndx] + value if shndx < nsec else value)
         return out
 
@@ -295,12 +296,14 @@ class ElfImage:
     def _map(self) -> mmap.mmap | bytes:
         """The whole file, mapped (read-only): a module writer and its check read all of it,
         and copying it first would cost more than the rest of their work."""
-        if self._contents is None:
+        if self._mapped is None:
+            size = os.fstat(self.fileno()).st_size
+            if not size:
+                return b""  # an empty file cannot be mapped
             import mmap  # a module step that writes nothing new never maps a file
 
-            size = os.fstat(self.fileno()).st_size
-            self._contents = mmap.mmap(self.fileno(), size, access=mmap.ACCESS_READ) if size else b""
-        return self._contents
+            self._mapped = mmap.mmap(self.fileno(), size, access=mmap.ACCESS_READ)
+        return self._mapped
 
     def section_view(self, sec: Section) -> memoryview:
         """A section's bytes as a view of the mapped file, not a copy (empty for SHT_NOBITS).
@@ -368,7 +371,7 @@ class ElfImage:
         out: list[Symbol] = []
         append = out.append
         group = -1
-        entries = struct.iter_unpack("<IBBHQQ", memoryview(data)[24:])  # entry 0 is the null symbol
+        entries = ELF64_SYM.iter_unpack(memoryview(data)[24:])  # entry 0 is the null symbol
         for index, (st_name, st_info, _other, shndx, value, size) in enumerate(entries, 1):
             stype = st_info & 0xF
             if stype == STT_FILE:
