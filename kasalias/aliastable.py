@@ -208,6 +208,18 @@ def _index_line(image: str, offset: int, length: int) -> bytes:
     return b"# image: %s %010d %d\n" % (image.encode("utf-8", "surrogateescape"), offset, length)
 
 
+def _index_end(head: bytes, path: str) -> int:
+    """Where the index of a table whose first bytes are ``head`` ends: at the offset its
+    first line gives (the rows of the first image begin there), or after the header."""
+    first = head[len(HEADER):]
+    if not first.startswith(b"# image: "):
+        return len(HEADER)
+    fields = first.split(b"\n", 1)[0].split(b" ")  # a whole line: image names are short
+    if b"\n" not in first or len(fields) != 5 or not fields[3].isdigit() or int(fields[3]) < len(HEADER):
+        raise KasaliasError(f"{path}:2: malformed index line")
+    return int(fields[3])
+
+
 def _lines(data: bytes, path: str) -> list[tuple[int, bytes]]:
     """(line number, line) of the table's lines after the header, ``# image:`` lines cut
     to ``# image: NAME``."""
@@ -219,12 +231,13 @@ def _lines(data: bytes, path: str) -> list[tuple[int, bytes]]:
     return out
 
 
-_HEAD_SIZE = 1 << 16  # the index of a distribution's 1,138 modules takes 36 KiB
+_HEAD_SIZE = 1 << 16  # one read holds the index of most kernels (1,138 modules: 36 KiB; 4,230: 140 KiB)
 
 
 def _image_lines(f: BinaryIO, image: str, path: str) -> list[tuple[int, bytes]]:
-    """Like _lines, for the index line and rows of ``image`` alone: the index is found in
-    the file's head, the rows are read from where it says."""
+    """Like _lines, for the index line and rows of ``image`` alone: the index is read
+    whole (it ends where its first line says the rows begin), the rows from where the
+    image's index line says."""
     data = f.read(_HEAD_SIZE)
     _check_header(data, path)
     name = image.encode("utf-8", "surrogateescape")
@@ -232,11 +245,14 @@ def _image_lines(f: BinaryIO, image: str, path: str) -> list[tuple[int, bytes]]:
         data += f.read()
         return [(n, line) for n, line in _lines(data, path)
                 if line == b"# image: " + name or line.startswith(name + b"\t")]
+    index_end = _index_end(data, path)
+    if index_end > len(data):
+        data += f.read(index_end - len(data))
+        if index_end > len(data):
+            raise KasaliasError(f"{path}: truncated alias table (the index ends past the end of the file)")
+    data = data[:index_end]
     key = b"\n# image: " + name + b" "
     pos = data.find(key)
-    if pos < 0 and len(data) == _HEAD_SIZE:  # a longer index: read all of it
-        data += f.read()
-        pos = data.find(key)
     if pos < 0:
         return []
     end = data.find(b"\n", pos + 1)
