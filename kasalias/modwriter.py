@@ -10,8 +10,8 @@ input is only ever read. NOTES.md, "Module writer", says why by hand.
 
 Placement: the module loader reports, for an address, the lowest-index symbol
 there. A new local goes after all locals, and a new global after all globals,
-so an alias of a local original is LOCAL, and an alias of a global original is
-GLOBAL: either way it comes after its original.
+so an alias keeps its original's binding (LOCAL, GLOBAL or WEAK) and comes after
+its original either way.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import struct
 from kasalias.aliastable import AliasTable, module_name
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import copy_file, create_temp_beside
-from kasalias.symbols import (ELF64_SHDR, ELF64_SYM, SHN_LORESERVE, SHN_XINDEX, SHT_NOBITS, STB_LOCAL, STT_FUNC,
+from kasalias.symbols import (ELF64_SHDR, ELF64_SYM, SHN_LORESERVE, SHN_XINDEX, SHT_NOBITS, STB_LOCAL, STB_WEAK, STT_FUNC,
                               STT_OBJECT, ElfImage, Section, Symbol)
 
 # This module runs once per module in a build: only os and struct at start-up
@@ -41,13 +41,17 @@ _REWRITTEN = {".symtab", ".strtab", ".shstrtab", ".symtab_shndx"}
 class NewSymbol:
     """An alias to add: the original's section, value, size, type and binding."""
 
-    __slots__ = ("alias", "section", "value", "size", "type", "local", "shndx")
+    __slots__ = ("alias", "section", "value", "size", "type", "bind", "shndx")
 
-    def __init__(self, alias: str, section: str, value: int, size: int, type: int, local: bool,
+    def __init__(self, alias: str, section: str, value: int, size: int, type: int, bind: int,
                  shndx: int = 0) -> None:
-        self.alias, self.section, self.value, self.size, self.type, self.local = \
-            alias, section, value, size, type, local
+        self.alias, self.section, self.value, self.size, self.type, self.bind = \
+            alias, section, value, size, type, bind
         self.shndx = shndx  # the section's index (the built-in writer); objcopy goes by name
+
+    @property
+    def local(self) -> bool:
+        return self.bind == STB_LOCAL
 
     def __repr__(self) -> str:
         return f"NewSymbol({self.alias!r}, {self.section!r}, {self.value:#x})"
@@ -97,7 +101,7 @@ def aliases_for_module(img: ElfImage, table: AliasTable, freq: SymbolFrequency |
         if sym.shndx == 0 or sym.shndx >= len(sections):
             raise KasaliasError(f"{path}: {sym.name} is not in a section")
         out.append(NewSymbol(alias, sections[sym.shndx].name, sym.value, sym.size, sym.type,
-                             sym.bind == STB_LOCAL, sym.shndx))
+                             sym.bind, sym.shndx))
     return out
 
 
@@ -170,7 +174,7 @@ def add_symbols(img: ElfImage, new: list[NewSymbol]) -> list[bytes | bytearray |
         st_name = len(names)
         names += n.alias.encode("utf-8", "surrogateescape") + b"\0"
         shndx = n.shndx if n.shndx < SHN_LORESERVE else SHN_XINDEX
-        entry = ELF64_SYM.pack(st_name, (0 if n.local else 1) << 4 | n.type, 0, shndx, n.value, n.size)
+        entry = ELF64_SYM.pack(st_name, n.bind << 4 | n.type, 0, shndx, n.value, n.size)
         (local_entries if n.local else global_entries).append(entry)
         (xlocal if n.local else xglobal).append(struct.pack("<I", n.shndx if shndx == SHN_XINDEX else 0))
     shift = len(local_entries)
@@ -318,7 +322,7 @@ def _run_objcopy(objcopy: str, img: ElfImage, dst: str, new: list[NewSymbol]) ->
                                 "objcopy cannot place a symbol in it")
     lines = []
     for s in new:
-        flags = ["local" if s.local else "global",
+        flags = ["local" if s.local else "weak" if s.bind == STB_WEAK else "global",
                  "function" if s.type == STT_FUNC else "object" if s.type == STT_OBJECT else "notype"]
         flags = [f for f in flags if f != "notype"]
         lines.append(f"--add-symbol={s.alias}={s.section}:0x{s.value:x},{','.join(flags)}\n")
@@ -414,7 +418,7 @@ def _symtab_extends(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str) -
                 return False  # its section is in .symtab_shndx: the general check reads it
             name = strtab[st_name:strtab.find(b"\0", st_name)].decode("utf-8", "surrogateescape")
             if (name != n.alias or name in taken or shndx >= len(b.sections) or b.sections[shndx].name != n.section
-                    or (value, size, info & 0xF, info >> 4 == STB_LOCAL) != (n.value, n.size, n.type, n.local)):
+                    or (value, size, info & 0xF, info >> 4) != (n.value, n.size, n.type, n.bind)):
                 raise KasaliasError(f"{tool} output for {a.path}: alias {n.alias} missing or wrong")
     return True
 
@@ -429,7 +433,7 @@ def _check_symbols(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str) ->
     for n in new:
         got = b_by_name.get(n.alias, [])
         ok = [s for s in got if b.sections[s.shndx].name == n.section and s.value == n.value
-              and s.size == n.size and s.type == n.type and (s.bind == STB_LOCAL) == n.local]
+              and s.size == n.size and s.type == n.type and s.bind == n.bind]
         if len(got) != 1 or not ok:
             raise KasaliasError(f"{tool} output for {src}: alias {n.alias} missing or wrong")
     if len(b_syms) != len(a_syms) + len(new):

@@ -275,3 +275,32 @@ def test_output_check_catches_a_wrong_alias(build5: Build, analysis5: Path, tmp_
     bad.write_bytes(bytes(data))
     with pytest.raises(KasaliasError, match=f"alias {new[0].alias} missing or wrong"):
         check_output(src, str(bad), new, "kasalias")
+
+
+@pytest.mark.parametrize("writer", ["kasalias", "objcopy"])
+def test_alias_keeps_weak_binding(tmp_path: Path, writer: str) -> None:
+    """A WEAK original (libnvdimm's security_show on Debian 6.1) gets a WEAK alias, a GLOBAL one
+    a GLOBAL alias, a LOCAL one a LOCAL alias: each at its original's place, after it."""
+    src = tmp_path / "weakmod.c"
+    src.write_text("__attribute__((weak)) int security_show(void) { return 1; }\n"
+                   "int type_show(void) { return 2; }\n"
+                   "static int name_show(void) { return 3; }\n"
+                   "int (*keep)(void) = name_show;\n")
+    obj = tmp_path / "weakmod.ko"
+    subprocess.run(["gcc", "-O2", "-c", "-o", str(obj), str(src)], check=True)
+    from kasalias.aliastable import AliasRow
+    rows = [AliasRow("weakmod", "", 0, "security_show", 0, "security_show@weakmod_c_1", "weakmod.c:1", "weakmod.c"),
+            AliasRow("weakmod", "", 0, "type_show", 0, "type_show@weakmod_c_2", "weakmod.c:2", "weakmod.c"),
+            AliasRow("weakmod", "weakmod.c", 0, "name_show", 0, "name_show@weakmod_c_3", "weakmod.c:3", "weakmod.c")]
+    table = tmp_path / "modules.symalias"
+    AliasTable(rows, ["weakmod"]).write(table)
+    out = tmp_path / "weakmod.ko.aliased"
+    run_kasalias("module", "--aliases", table, obj, out, *(["--objcopy", "objcopy"] if writer == "objcopy" else []))
+    syms = {s["name"]: s for s in elf_symbols(out)}
+    for line, name, bind in ((1, "security_show", "STB_WEAK"), (2, "type_show", "STB_GLOBAL"),
+                             (3, "name_show", "STB_LOCAL")):
+        o, a = syms[name], syms[f"{name}@weakmod_c_{line}"]
+        assert o["bind"] == bind
+        assert (a["section"], a["value"], a["size"], a["type"], a["bind"]) == \
+            (o["section"], o["value"], o["size"], o["type"], bind)
+        assert a["index"] > o["index"]
