@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kasalias.symbols import Symbol
+from kasalias.symbols import PREFIX_TWINS, Symbol
 
 # GCC numbers function-local statics "name.N"; these names come from macros or the compiler.
 _GENERATED_LOCALS = (
@@ -28,7 +28,7 @@ _GENERATED_LOCALS = (
     "__msg", "__flags", "__param_str", "__setup_str",
 )
 GENERATED = re.compile(
-    r"^(?:__pfx_|__cfi_|__UNIQUE_ID_|__initcall_|__exitcall_|__kstrtab_|__kstrtabns_|__ksymtab_|__crc_"
+    r"^(?:" + "|".join(PREFIX_TWINS) + r"|__UNIQUE_ID_|__initcall_|__exitcall_|__kstrtab_|__kstrtabns_|__ksymtab_|__crc_"
     r"|__export_symbol_|__param_|__setup_|__bpf_trace_tp_map_|__tracepoint_ptr_)"
     r"|^(?:" + "|".join(re.escape(n) for n in _GENERATED_LOCALS) + r")\.\d+$"
     r"|^(?:init_module|cleanup_module|__this_module)$"  # module_init()/module_exit() aliases, modpost data

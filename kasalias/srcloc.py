@@ -32,7 +32,7 @@ from kasalias.dwarfscan import (F_LINE_STRP, F_STRP, F_STRX, F_STRX1, F_STRX2, F
                                 line_table_files, range_list, uint, uleb, units)
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import write_text_atomic
-from kasalias.symbols import ElfImage, Symbol
+from kasalias.symbols import PREFIX_TWINS, ElfImage, Symbol
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ SHT_RELA = 4
 _DEBUG_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line", ".debug_line_str",
                    ".debug_aranges", ".debug_addr", ".debug_str_offsets", ".debug_ranges", ".debug_rnglists")
 _SEARCH_ALL_UNITS = 64  # a module's units are few enough to search them all for a global variable
+_SEARCH_BETWEEN_UNITS = 512  # units between a global variable's neighbours searched for it
 _STRX = {F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4, F_GNU_STR_INDEX}
 # Absolute relocation types (x86-64, AArch64) and their widths; DWARF uses no others.
 _ABS_RELOCS = {1: 8, 10: 4, 11: 4, 257: 8, 258: 4, 0: 0}
@@ -426,11 +427,13 @@ class DwarfSource:
         return found
 
     def _text_group_units(self) -> dict[int, Unit]:
-        """The unit of each STT_FILE group with a local function (by address)."""
+        """The unit of each STT_FILE group with a local function (by address). Prefix twins
+        do not count: objtool appends them to the last group, whatever object they are from."""
         if self._group_text_units is None:
             known: dict[int, Unit] = {}
             for sym in self.image.symbols:
-                if sym.group >= 0 and sym.group not in known and sym.is_text:
+                if (sym.group >= 0 and sym.group not in known and sym.is_text
+                        and not sym.name.startswith(PREFIX_TWINS)):
                     unit = self.unit_at_address(self.image.address(sym))
                     if unit is not None:
                         known[sym.group] = unit
@@ -454,25 +457,26 @@ class DwarfSource:
             i = bisect.bisect_right(near, (sym.value, 1 << 62))
             # The nearest local symbols before and after it, closest first.
             around = sorted(near[max(0, i - 8):i + 8], key=lambda vg: abs(vg[0] - sym.value))
-            tried: set[int] = set()
-            for _value, group in around:
-                unit = group_unit.get(group)
-                if unit is None or unit.offset in tried or len(tried) >= 4:
+            near_units = [u for u in (group_unit.get(g) for _v, g in around) if u is not None]
+            first_tries = list({u.offset: u for u in near_units}.values())[:4]
+            if self._find_variable(sym, first_tries, by_unit):
+                continue
+            # The variable's object sits between its neighbours' objects in link order, which
+            # is the order of the units too: look in every unit between them.
+            if near_units:
+                lo = bisect.bisect_left(self._unit_offsets, min(u.offset for u in near_units))
+                hi = bisect.bisect_right(self._unit_offsets, max(u.offset for u in near_units))
+                between = [u for u in self.units[lo:hi] if u not in first_tries]
+                if len(between) <= _SEARCH_BETWEEN_UNITS and self._find_variable(sym, between, by_unit):
                     continue
-                tried.add(unit.offset)
-                entries = self.reader(unit).scan({base_name(sym.name).encode()}, {addr}, "." in sym.name)
-                if any(e.location == addr for e in entries):
-                    by_unit.setdefault(unit.offset, []).append(sym)
-                    break
-            else:
-                if len(self.units) <= _SEARCH_ALL_UNITS and self._search_all(sym, by_unit):
-                    continue
-                log.debug("%s: no compilation unit found for %s", image.path, sym.name)
+            if len(self.units) <= _SEARCH_ALL_UNITS and self._find_variable(sym, self.units, by_unit):
+                continue
+            log.debug("%s: no compilation unit found for %s", image.path, sym.name)
 
-    def _search_all(self, sym: Symbol, by_unit: dict[int, list[Symbol]]) -> bool:
-        """A module has few units: look for the variable in each."""
+    def _find_variable(self, sym: Symbol, units: list[Unit], by_unit: dict[int, list[Symbol]]) -> bool:
+        """Look for the variable ``sym`` (by name and address) in each of ``units``."""
         addr = self.image.address(sym)
-        for unit in self.units:
+        for unit in units:
             entries = self.reader(unit).scan({base_name(sym.name).encode()}, {addr}, "." in sym.name)
             if any(e.location == addr for e in entries):
                 by_unit.setdefault(unit.offset, []).append(sym)

@@ -60,6 +60,9 @@ STT_GNU_IFUNC = 10
 SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
 SHT_NOBITS = 8
+# x86 call padding (__pfx_, 6.2+) and kCFI (__cfi_) put a twin before a function; objtool appends
+# the local twins after the last object's locals, outside their function's STT_FILE group.
+PREFIX_TWINS = ("__pfx_", "__cfi_")
 _EHDR = struct.Struct("<HHIQQQIHHHHHH")
 _SHDR = ELF64_SHDR = struct.Struct("<IIQQQQIIQQ")  # Elf64_Shdr
 ELF64_SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym: st_name, st_info, st_other, st_shndx, st_value, st_size
