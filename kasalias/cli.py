@@ -150,14 +150,9 @@ def cmd_module(args: argparse.Namespace) -> int:
     if os.path.realpath(args.input) == os.path.realpath(args.output):
         raise KasaliasError(f"{args.output}: the output must not be the input")
     table = AliasTable.read(args.aliases, only_image=module_name(args.input))
-    freq = None
-    if args.symbfreq is not None:  # built out of tree: aliased against the shipped frequencies
-        from kasalias.symbfreq import SymbolFrequency
-
-        freq = SymbolFrequency.read(args.symbfreq)
-    out_of_tree = freq is not None
+    out_of_tree = args.symbfreq is not None  # aliased against the shipped frequencies
     with ElfImage(args.input) as img:
-        new = aliases_for_module(img, table, freq, _paths_mapper(args) if out_of_tree else None,
+        new = aliases_for_module(img, table, args.symbfreq, _paths_mapper(args) if out_of_tree else None,
                                  _policy(args) if out_of_tree else None)
         write_module(img, args.output, new, args.objcopy)
     if args.verbose:

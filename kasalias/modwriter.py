@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from kasalias.fsutil import StrPath
     from kasalias.policy import Policy
     from kasalias.srcloc import PathMapper
-    from kasalias.symbfreq import SymbolFrequency
 
 SHT_RELA, SHT_REL = 4, 9
 _REWRITTEN = {".symtab", ".strtab", ".shstrtab", ".symtab_shndx"}
@@ -57,10 +56,11 @@ class NewSymbol:
         return f"NewSymbol({self.alias!r}, {self.section!r}, {self.value:#x})"
 
 
-def aliases_for_module(img: ElfImage, table: AliasTable, freq: SymbolFrequency | None,
+def aliases_for_module(img: ElfImage, table: AliasTable, symbfreq: StrPath | None,
                        paths: PathMapper | None, policy: Policy | None) -> list[NewSymbol]:
     """The aliases of one module: from the analysis table if the module was analysed
-    (in-tree), else computed against the shipped frequency table (built later, out of tree)."""
+    (in-tree), else computed against the shipped frequency table ``symbfreq`` (built
+    later, out of tree)."""
     path = img.path
     if not img.is_relocatable:
         raise KasaliasError(f"{path}: not a relocatable ELF object: not a kernel module")
@@ -76,19 +76,18 @@ def aliases_for_module(img: ElfImage, table: AliasTable, freq: SymbolFrequency |
                                     "was the module rebuilt after the analysis?")
             picked.append((sym, r.alias))
     else:
-        if freq is None or paths is None or policy is None:
+        if symbfreq is None or paths is None or policy is None:
             raise KasaliasError(f"{path}: module {name} is not in the alias table; "
                                 "give --symbfreq to alias a module built out of tree")
         # Only a module built out of tree needs the analysis (DWARF) code.
         import logging
-
-        from kasalias.analysis import analyze, load_module
-        from kasalias.symbfreq import SymbolFrequency
-
         from pathlib import Path
 
+        from kasalias.analysis import analyze, load_module
+        from kasalias.symbfreq import lookup
+
         image = load_module(Path(path))
-        own = SymbolFrequency(freq.counts.copy())
+        own = lookup(Path(symbfreq), (s.name for s in image.visible))  # the kernel's counts of its names
         own.add(s.name for s in image.visible)
         result = analyze([image], paths, policy, freq=own, taken=table.aliases())
         for p in result.problems:
