@@ -111,8 +111,9 @@ class Symbol(_SymbolFields):
 
     @property
     def is_text(self) -> bool:
-        """Code, as kallsyms users see it: nm letters t/T, and weak functions."""
-        return self.letter in "tT" or (self.letter == "W" and self.type == STT_FUNC)
+        """A function, by its ELF type: the nm letter says only whether its section is
+        executable, and Linux 7.2's x86 .data is (every object in it prints 't')."""
+        return self.type == STT_FUNC or self.type == STT_GNU_IFUNC
 
 
 def _coff_section_type(name: str) -> str:
