@@ -126,7 +126,17 @@ class AliasTable:
                 by_key[keys[s.index]] = s
                 counts[s.name] = counts.get(s.name, 0) + 1
         by_name = {s.name: s for s in by_key.values() if counts[s.name] == 1}
-        return [(r, by_key.get(r.key) or by_name.get(r.symbol)) for r in rows]
+        out = [(r, by_key.get(r.key) or by_name.get(r.symbol)) for r in rows]
+        if any(sym is None for _r, sym in out):
+            # A promoted global that the final link made local again, beside a local of the same
+            # name: the copy whose STT_FILE group is the file of the row's compilation unit.
+            by_file: dict[tuple[str, str], list[Symbol]] = {}
+            for s in by_key.values():
+                if 0 <= s.group < len(files):
+                    by_file.setdefault((s.name, files[s.group]), []).append(s)
+            out = [(r, sym if sym is not None else _only(by_file.get((r.symbol, r.cu.rpartition("/")[2]), [])))
+                   for r, sym in out]
+        return out
 
     def for_image(self, image: str) -> list[AliasRow]:
         return [r for r in self.rows if r.image == image]
@@ -197,6 +207,10 @@ class AliasTable:
                 raise KasaliasError(f"{path}:{lineno}: malformed alias table row")
             rows.append(AliasRow(v[0], v[1], int(v[2]), v[3], int(v[4]), v[5], v[6], v[7]))
         return cls(rows, images, path, data or None)
+
+
+def _only(symbols: list[Symbol]) -> Symbol | None:
+    return symbols[0] if len(symbols) == 1 else None
 
 
 def _check_header(data: bytes, path: str) -> None:

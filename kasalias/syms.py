@@ -36,8 +36,9 @@ def aliases_by_address(image: Path, table: AliasTable) -> dict[tuple[int, str], 
         if len(missing) * 2 > len(pairs):
             raise KasaliasError(f"{image}: symbol tables do not correspond: {len(missing)} of {len(pairs)} "
                                 f"aliased symbols (e.g. {missing[0].symbol} in {missing[0].file}) are not there")
-        for r in missing:
-            log.debug("%s: %s (%s) not found", image, r.symbol, r.file)
+        for r in missing:  # an alias must never vanish silently
+            log.warning("%s: %s (%s, alias %s) is not in this image; no alias for it", image, r.symbol,
+                        r.cu, r.alias)
         for r, sym in pairs:
             if sym is not None:
                 out[(img.address(sym), sym.name)].append(r.alias)
