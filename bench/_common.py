@@ -6,6 +6,7 @@ Not a module of the package: the scripts put this directory on sys.path.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -49,6 +50,12 @@ def fetch_debian_dbg() -> tuple[Path, Path]:
                          text=True).stdout
     vals = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     return Path(vals["vmlinux"]), Path(vals["modules"])
+
+
+def kernel_series(vmlinux: Path) -> str:
+    """The series of a Debian debug vmlinux, for --kernel-version: vmlinux-6.1.0-57-amd64 -> 6.1."""
+    m = re.search(r"vmlinux-(\d+\.\d+)", vmlinux.name)
+    return m.group(1) if m else "6.12"
 
 
 @dataclass
