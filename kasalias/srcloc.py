@@ -32,7 +32,7 @@ from kasalias.dwarfscan import (F_LINE_STRP, F_STRP, F_STRX, F_STRX1, F_STRX2, F
                                 line_table_files, range_list, uint, uleb, units)
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import write_text_atomic
-from kasalias.symbols import PREFIX_TWINS, ElfImage, Symbol
+from kasalias.symbols import PREFIX_TWINS, RENAMED_OBJECT_PREFIXES, ElfImage, Symbol
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,13 @@ class SourceLoc:
 def base_name(name: str) -> str:
     """The C identifier a symbol was made from: C names have no dots, compiler
     suffixes (``.isra.0``, ``.constprop.1``, ``.part.0``, ``.cold``,
-    ``.llvm.<hash>``) and GCC's local-static numbers (``count.2``) do."""
-    return name.split(".", 1)[0]
+    ``.llvm.<hash>``) and GCC's local-static numbers (``count.2``) do; the
+    prefix of a renamed object (``__kvm_nvhe_``, ``__pi_``) is not in DWARF."""
+    name = name.split(".", 1)[0]
+    for prefix in RENAMED_OBJECT_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
 
 
 class PathMapper:

@@ -63,6 +63,9 @@ SHT_NOBITS = 8
 # x86 call padding (__pfx_, 6.2+) and kCFI (__cfi_) put a twin before a function; objtool appends
 # the local twins after the last object's locals, outside their function's STT_FILE group.
 PREFIX_TWINS = ("__pfx_", "__cfi_")
+# arm64 links some objects with every symbol renamed (objcopy --prefix-symbols): the KVM
+# hypervisor (__kvm_nvhe_) and early boot code (__pi_, also riscv); their DWARF keeps the C name.
+RENAMED_OBJECT_PREFIXES = ("__kvm_nvhe_", "__pi_")
 _EHDR = struct.Struct("<HHIQQQIHHHHHH")
 _SHDR = ELF64_SHDR = struct.Struct("<IIQQQQIIQQ")  # Elf64_Shdr
 ELF64_SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym: st_name, st_info, st_other, st_shndx, st_value, st_size
