@@ -472,6 +472,15 @@ _MKSYSMAP_6_12: tuple[str, ...] = (
     r"\.plt_branch\.",
 )
 
+# scripts/mksysmap of Linux 7.2 and 7.3 (Debian 7.2.13, 7.3.4): 6.12's and two more, in order.
+_MKSYSMAP_7: tuple[str, ...] = (
+    *_MKSYSMAP_6_12[:_MKSYSMAP_6_12.index(r" __kstrtabns_") + 1],
+    r" __mod_device_table__",
+    *_MKSYSMAP_6_12[_MKSYSMAP_6_12.index(r" __kstrtabns_") + 1:_MKSYSMAP_6_12.index(r"\.long_branch\.")],
+    r" __UNIQUE_ID_modinfo_[0-9]*$",
+    *_MKSYSMAP_6_12[_MKSYSMAP_6_12.index(r"\.long_branch\."):],
+)
+
 # scripts/mksysmap of Linux 6.1 (Debian 6.1.192): the grep -v -e arguments.
 _MKSYSMAP_6_1: tuple[str, ...] = (
     r" [aNUw] ",
@@ -533,6 +542,14 @@ _BUILTIN: dict[tuple[int, int], VmlinuxRules] = {
         always_valid_prefixes=("__start_", "__stop_"),
         origin="builtin 6.12",
     ),
+    **{v: VmlinuxRules(
+        version=v,
+        mksysmap=_MKSYSMAP_7,
+        ignored_types=frozenset({"u", "n"}),
+        absolute_kept=_ABSOLUTE_KEPT,
+        always_valid_prefixes=("__start_", "__stop_"),
+        origin=f"builtin {v[0]}.{v[1]}",
+    ) for v in ((7, 2), (7, 3))},
 }
 
 # Upstream moved the name lists from scripts/kallsyms.c into a sed-script
@@ -543,16 +560,18 @@ _SED_FORM_SINCE = (6, 4)
 def builtin_rules(version: tuple[int, int]) -> VmlinuxRules:
     """Built-in rules for ``(major, minor)``.
 
-    Exact for (6, 1) and (6, 12) (copied from Debian's linux-source 6.1.192
-    and 6.12.117).  Any other version gets the nearest known rules: 6.1's for
-    versions before 6.4 (where the name lists still lived in
-    scripts/kallsyms.c), 6.12's from 6.4 on.  The lists changed a little
+    Exact for (6, 1), (6, 12), (7, 2) and (7, 3) (copied from Debian's
+    linux-source 6.1.192, 6.12.117, 7.2.13 and 7.3.4).  Any other version gets
+    the nearest known rules: 6.1's for versions before 6.4 (where the name
+    lists still lived in scripts/kallsyms.c), 6.12's from 6.4 on, 7.3's from 7.0.  The lists changed a little
     between releases; for other versions prefer :func:`rules_from_tree`.
     """
     major, minor = version
     if (major, minor) in _BUILTIN:
         return _BUILTIN[(major, minor)]
-    return _BUILTIN[(6, 1)] if (major, minor) < _SED_FORM_SINCE else _BUILTIN[(6, 12)]
+    if (major, minor) < _SED_FORM_SINCE:
+        return _BUILTIN[(6, 1)]
+    return _BUILTIN[(6, 12)] if major < 7 else _BUILTIN[(7, 3)]
 
 
 # ---------------------------------------------------------------------------
@@ -916,6 +935,11 @@ def module_init_layout_section(section_name: str, module_unload: bool = True, ar
     return section_name.startswith(init_prefixes)
 
 
+# Sections whose SHF_ALLOC the module loader clears (kernel/module/main.c
+# rewrite_section_headers()); the extended modversions ones exist from 6.13 on.
+_LOADER_UNALLOCATED = (".modinfo", "__versions", "__version_ext_crcs", "__version_ext_names")
+
+
 def module_keeps(
     name: str,
     st_type: int,
@@ -934,7 +958,7 @@ def module_keeps(
 
     ``section_name``/``section_flags`` describe section ``st_shndx`` as in the
     ``.ko`` file (pass ``""``/0 for reserved indices); ``shnum`` is the ELF
-    header's e_shnum.  The rules are the same in 6.1 and 6.12:
+    header's e_shnum.  The rules are the same in 6.1, 6.12, 7.2 and 7.3:
 
     * kernel/kallsyms.c ``s_show()``: an empty name is never shown (so
       st_name == 0, e.g. STT_SECTION symbols, never appears).
@@ -947,7 +971,8 @@ def module_keeps(
       section (kernel/module/main.c ``find_pcpusec()``: the SHF_ALLOC section
       named ``.data..percpu``; none on !SMP kernels);
     * ``is_core_symbol()``: the section must be SHF_ALLOC once the loader has
-      cleared that flag on ``.modinfo``, ``__versions``
+      cleared that flag on ``.modinfo``, ``__versions`` (and 7.x's
+      ``__version_ext_crcs``/``__version_ext_names``)
       (``rewrite_section_headers()``) and the percpu section
       (``layout_and_allocate()``);
     * ``is_core_symbol()`` without CONFIG_KALLSYMS_ALL: the section must also
@@ -972,7 +997,7 @@ def module_keeps(
     if kallsyms_all and is_pcpu:
         return True
     flags = section_flags
-    if is_pcpu or section_name in (".modinfo", "__versions"):
+    if is_pcpu or section_name in _LOADER_UNALLOCATED:
         flags &= ~SHF_ALLOC
     if not flags & SHF_ALLOC:
         return False

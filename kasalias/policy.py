@@ -34,7 +34,9 @@ GENERATED = re.compile(
     r"|^(?:init_module|cleanup_module|__this_module)$"  # module_init()/module_exit() aliases, modpost data
     r"|^orc_header$"  # scripts/module-common.c, linked into every module
     r"|^__(?:start|stop)_"  # section bounds the linker defines (no source at all)
-    r"|^__mod_\w+_device_table$"  # MODULE_DEVICE_TABLE() aliases of a named table
+    r"|^__SCT__"  # static call trampolines: assembly from DEFINE_STATIC_CALL(), no DWARF definition
+    r"|^C\.\d+(?:\.\d+)*$"  # GCC's constant pools of initializers (C.2.0)
+    r"|^__mod_\w+_device_table$|^__mod_device_table__"  # MODULE_DEVICE_TABLE() (6.x; 7.x names)
     r"|^_note_\d+$"  # ELF note labels from the ELFNOTE() macro
     r"|^_sub_[ID]_\d+_\d+$"  # GCC's constructor/destructor stubs
     r"|^\.L|^\$"  # assembler temporaries and mapping symbols

@@ -40,7 +40,6 @@ SHF_COMPRESSED = 0x800
 SHT_RELA = 4
 _DEBUG_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line", ".debug_line_str",
                    ".debug_aranges", ".debug_addr", ".debug_str_offsets", ".debug_ranges", ".debug_rnglists")
-_SEARCH_ALL_UNITS = 64  # a module's units are few enough to search them all for a global variable
 _SEARCH_BETWEEN_UNITS = 512  # units between a global variable's neighbours searched for it
 _STRX = {F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4, F_GNU_STR_INDEX}
 # Absolute relocation types (x86-64, AArch64) and their widths; DWARF uses no others.
@@ -446,8 +445,10 @@ class DwarfSource:
         return self._group_text_units
 
     def _place_by_search(self, syms: list[Symbol], by_unit: dict[int, list[Symbol]]) -> None:
-        """Last resort, for global data (not in any STT_FILE group): the unit of the nearest
-        local symbol before it in the same section, checked by finding the variable there."""
+        """Last resort, for global data (not in any STT_FILE group), each found by its name and
+        address: in the units of its nearest local neighbours in its section, then in every
+        unit between those (link order is the order of the units too), then in all units,
+        in one walk for all the symbols still unplaced."""
         image = self.image
         locals_by_sec: dict[int, list[tuple[int, int]]] = {}
         for s in image.symbols:
@@ -456,37 +457,48 @@ class DwarfSource:
         for v in locals_by_sec.values():
             v.sort()
         group_unit = self._text_group_units()
+        left = []
         for sym in syms:
-            addr = image.address(sym)
             near = locals_by_sec.get(sym.shndx, [])
             i = bisect.bisect_right(near, (sym.value, 1 << 62))
             # The nearest local symbols before and after it, closest first.
             around = sorted(near[max(0, i - 8):i + 8], key=lambda vg: abs(vg[0] - sym.value))
             near_units = [u for u in (group_unit.get(g) for _v, g in around) if u is not None]
             first_tries = list({u.offset: u for u in near_units}.values())[:4]
-            if self._find_variable(sym, first_tries, by_unit):
+            if not self._find_variables([sym], first_tries, by_unit):
                 continue
-            # The variable's object sits between its neighbours' objects in link order, which
-            # is the order of the units too: look in every unit between them.
             if near_units:
                 lo = bisect.bisect_left(self._unit_offsets, min(u.offset for u in near_units))
                 hi = bisect.bisect_right(self._unit_offsets, max(u.offset for u in near_units))
                 between = [u for u in self.units[lo:hi] if u not in first_tries]
-                if len(between) <= _SEARCH_BETWEEN_UNITS and self._find_variable(sym, between, by_unit):
+                if len(between) <= _SEARCH_BETWEEN_UNITS and not self._find_variables([sym], between, by_unit):
                     continue
-            if len(self.units) <= _SEARCH_ALL_UNITS and self._find_variable(sym, self.units, by_unit):
-                continue
+            left.append(sym)
+        for sym in self._find_variables(left, self.units, by_unit) if left else ():
             log.debug("%s: no compilation unit found for %s", image.path, sym.name)
 
-    def _find_variable(self, sym: Symbol, units: list[Unit], by_unit: dict[int, list[Symbol]]) -> bool:
-        """Look for the variable ``sym`` (by name and address) in each of ``units``."""
-        addr = self.image.address(sym)
+    def _find_variables(self, syms: list[Symbol], units: list[Unit], by_unit: dict[int, list[Symbol]]) -> list[Symbol]:
+        """Look for the variables ``syms`` (each by name and address) in ``units``, in one walk
+        of each unit; return those not found."""
+        wanted: dict[int, list[Symbol]] = {}
+        for s in syms:
+            wanted.setdefault(self.image.address(s), []).append(s)
+        names = {base_name(s.name).encode() for s in syms}
+        local_statics = any("." in s.name for s in syms)
         for unit in units:
-            entries = self.reader(unit).scan({base_name(sym.name).encode()}, {addr}, "." in sym.name)
-            if any(e.location == addr for e in entries):
-                by_unit.setdefault(unit.offset, []).append(sym)
-                return True
-        return False
+            if not wanted:
+                break
+            for e in self.reader(unit).scan(names, set(wanted), local_statics):
+                # A definition whose name is on its declaration (DW_AT_specification) has none.
+                at = wanted.get(e.location) if e.location is not None else None
+                if not at:
+                    continue
+                found = [s for s in at if e.name is None or base_name(s.name).encode() == e.name]
+                if found:
+                    by_unit.setdefault(unit.offset, []).extend(found)
+                    at[:] = [s for s in at if s not in found]
+            wanted = {a: left for a, left in wanted.items() if left}
+        return [s for left in wanted.values() for s in left]
 
     def _cache_key(self, unit: Unit) -> str | None:
         """The object file a unit was compiled into, with its size and mtime: what a cached
@@ -525,22 +537,25 @@ class DwarfSource:
         local_statics = any(not s.is_text and "." in s.name for s in syms)
         entries = self.reader(unit).scan(names, addrs, local_statics)
         by_pc: dict[int, Entry] = {}
-        by_loc: dict[int, Entry] = {}
+        by_loc: dict[int, list[Entry]] = {}  # GCC may merge equal constant statics at one address
         by_name: dict[tuple[bytes, bool], list[Entry]] = {}
         for e in entries:
             if e.is_subprogram and e.low_pc is not None:
                 by_pc.setdefault(e.low_pc, e)
             if not e.is_subprogram and e.location is not None:
-                by_loc.setdefault(e.location, e)
+                by_loc.setdefault(e.location, []).append(e)
             if e.name is not None and (e.is_subprogram or e.file_scope):
                 by_name.setdefault((e.name, e.is_subprogram), []).append(e)
         unit_path = self.unit_path(unit)
         out: dict[int, SourceLoc] = {}
         for sym in syms:
             base = base_name(sym.name).encode()
-            entry = (by_pc if sym.is_text else by_loc).get(self.image.address(sym))
-            if entry is not None and self._entry_name(entry, unit) != base:
-                entry = None
+            addr = self.image.address(sym)
+            if sym.is_text:
+                at = [by_pc[addr]] if addr in by_pc else []
+            else:
+                at = by_loc.get(addr, [])
+            entry = next((e for e in at if self._entry_name(e, unit) == base), None)
             if entry is None and (sym.is_text or "." not in sym.name):
                 # One C unit has one file-scope function or variable of a name: a definition
                 # is preferred over a declaration.
@@ -552,7 +567,25 @@ class DwarfSource:
                 log.debug("%s: no DWARF declaration for %s in %s", self.image.path, sym.name, unit_path)
                 continue
             out[sym.index] = SourceLoc(decl[0], decl[1], unit_path)
+        self._place_merged_statics([s for s in syms if s.index not in out], entries, unit, out)
         return out
+
+    def _place_merged_statics(self, syms: list[Symbol], entries: list[Entry], unit: Unit,
+                              out: dict[int, SourceLoc]) -> None:
+        """GCC merges equal constant function-local statics (i915's ofs_und6.5, ofs_und8.2, ...
+        at one address) and gives all but one of their DIEs no location: a numbered static
+        left unplaced takes the one DIE of its name without a location, if there is exactly
+        one such DIE and one such symbol."""
+        pending: dict[bytes, list[Symbol]] = {}
+        for s in syms:
+            if not s.is_text and "." in s.name:
+                pending.setdefault(base_name(s.name).encode(), []).append(s)
+        for base, left in pending.items():
+            unlocated = [e for e in entries if not e.is_subprogram and e.name == base and e.location is None
+                         and not e.declaration and not e.file_scope]
+            decl = self._declaration(unlocated[0], unit) if len(left) == 1 and len(unlocated) == 1 else None
+            if decl is not None:
+                out[left[0].index] = SourceLoc(decl[0], decl[1], self.unit_path(unit))
 
 
 class _StringTable(dict[int, bytes]):

@@ -167,7 +167,9 @@ def test_builtin_versions() -> None:
     assert builtin_rules((6, 4)).version == (6, 12)
     assert builtin_rules((6, 6)).version == (6, 12)
     assert builtin_rules((6, 18)).version == (6, 12)
-    assert builtin_rules((7, 0)).version == (6, 12)
+    assert builtin_rules((7, 0)).version == (7, 3)
+    assert builtin_rules((7, 2)).version == (7, 2)
+    assert builtin_rules((7, 3)).version == (7, 3)
 
 
 # ---------------------------------------------------------------------------
@@ -583,9 +585,9 @@ def _probe_names(nm: list[str]) -> list[tuple[str, str]]:
 
 
 @pytest.mark.realkernel
-@pytest.mark.parametrize("version", ["6.1", "6.12"])
-def test_builtin_equals_real_tree(version: str, request: pytest.FixtureRequest) -> None:
-    tree = request.getfixturevalue("tree_6_1" if version == "6.1" else "tree_6_12")
+@pytest.mark.parametrize("version", ["6.1", "6.12", "7.2", "7.3"])
+def test_builtin_equals_real_tree(version: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    tree = _source_tree(version, tmp_path_factory)
     from_tree = rules_from_tree(tree)
     builtin = builtin_rules(from_tree.version)
     assert from_tree.version == tuple(int(x) for x in version.split("."))
