@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECK = ROOT / "tools" / "check-debian-dbg"
 CACHE = Path(os.environ.get("KASALIAS_CACHE") or "/var/cache/kasalias")
 LIMIT = 40
-CHECKS = ("a", "b1", "b2", "b3", "b4", "c1", "c2", "c3")
+CHECKS = ("a", "b1", "b2", "b3", "b4", "b5", "c1", "c2", "c3")
 
 pytestmark = pytest.mark.realkernel
 
