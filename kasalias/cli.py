@@ -251,13 +251,20 @@ def cmd_repro_check(args: argparse.Namespace) -> int:
     return repro_check(args.srctree, keep=args.keep)
 
 
+def _series(text: str) -> tuple[int, int]:
+    major, dot, minor = text.partition(".")
+    if not (dot and major.isdigit() and minor.isdigit()):
+        raise argparse.ArgumentTypeError(f"not a series X.Y: {text!r}")
+    return int(major), int(minor)
+
+
 def cmd_kbuild(args: argparse.Namespace) -> int:
     from kasalias.kbuild import apply
 
     ksrc: Path = args.ksrc
     if not ksrc.is_dir():
         raise KasaliasError(f"{ksrc}: not a directory")
-    changed = apply(ksrc, install=args.action == "install")
+    changed = apply(ksrc, install=args.action == "install", as_series=args.series)
     for name in changed:
         _log().info("%s %s", "hooked" if args.action == "install" else "restored", name)
     if not changed:
@@ -357,9 +364,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the two build directories")
     p.set_defaults(func=cmd_repro_check)
 
-    p = sub.add_parser("kbuild", help="install or remove the KAS_ALIAS=1 hooks in a kernel tree (6.1, 6.12)")
+    from kasalias.kbuild import SERIES
+
+    known = ", ".join(f"{a}.{b}" for a, b in sorted(SERIES))
+    p = sub.add_parser("kbuild", help=f"install or remove the KAS_ALIAS=1 hooks in a kernel tree ({known})",
+                       description="install: marked hook blocks in the tree's Kbuild files (and "
+                       "scripts/Makefile.kasalias), so that 'make KAS_ALIAS=1' adds the aliases; a tree built "
+                       "without KAS_ALIAS=1 builds what it built before. remove: takes every block out, "
+                       f"leaving the files byte for byte as they were. Known series: {known}; any point "
+                       "release of them. Every file is written by rename.")
     p.add_argument("action", choices=("install", "remove"))
     p.add_argument("ksrc", type=Path, help="the kernel source tree")
+    p.add_argument("--series", type=_series, metavar="X.Y",
+                   help="hook a tree of another series with the hooks of known series X.Y")
     p.set_defaults(func=cmd_kbuild)
     return parser
 

@@ -5,7 +5,8 @@ anchor line of a Kbuild file; ``remove`` takes the blocks out (restoring a
 replaced line from its marker) and the tree is byte for byte what it was.
 The hooks do nothing unless ``make KAS_ALIAS=1``: without it the hooked tree
 builds exactly what the unhooked tree builds (every command line is the same).
-Hook points, for Linux 6.1 and 6.12 (NOTES.md, "Kernel hooks"):
+Hook points, for Linux 6.1, 6.12, 7.2 and 7.3 (what differs between series is the
+``SERIES`` table; NOTES.md, "Kernel hooks"):
 
 - scripts/link-vmlinux.sh: the analysis once, first thing, in the background
   beside the steps up to the first temporary link;
@@ -18,7 +19,7 @@ Hook points, for Linux 6.1 and 6.12 (NOTES.md, "Kernel hooks"):
 - scripts/Makefile.modfinal: each ``X.ko.aliased`` after its ``X.ko``.
 - scripts/Makefile.modinst: ``X.ko.aliased`` installed as ``X.ko``, then
   stripped, signed and compressed as usual.
-- scripts/package (6.12 install-extmod-build, 6.1 builddeb): headers packages
+- scripts/package (6.12/7.x install-extmod-build, 6.1 builddeb): headers packages
   ship ``modules.symbfreq`` and ``modules.symalias`` when the build made them.
 """
 
@@ -75,7 +76,7 @@ _SYMS = """\
 """
 _TOP = """\
 ifeq ($(KAS_ALIAS),1)
-KBUILD_BUILTIN := 1
+KBUILD_BUILTIN := y
 modules: vmlinux
 endif
 """
@@ -93,22 +94,63 @@ _MODINST = "kasalias-suffix := $(if $(filter 1,$(KAS_ALIAS)),.aliased)\n"
 _LINK_ENV = "kasalias-link-env := $(if $(filter 1,$(KAS_ALIAS)),KAS_ALIAS=1 )\n"
 
 
-_HEADERS_612 = """\
+_HEADERS_EXTMOD_BUILD = """\
 	# kasalias' statistics and alias table, for modules built later against these headers
 	[ ! -f modules.symbfreq ] || printf '%s\\n' modules.symbfreq modules.symalias
 """
-_HEADERS_61 = "# kasalias' statistics and alias table, for modules built later against these headers\n"
-_HEADERS_61_LINE = "\t\tfind arch/$SRCARCH/include Module.symvers $(ls modules.symbfreq modules.symalias 2>/dev/null) " \
-    "include scripts -type f\n"
+_HEADERS_BUILDDEB = "# kasalias' statistics and alias table, for modules built later against these headers\n"
+_HEADERS_BUILDDEB_LINE = "\t\tfind arch/$SRCARCH/include Module.symvers $(ls modules.symbfreq modules.symalias " \
+    "2>/dev/null) include scripts -type f\n"
 
 
-def hooks_for(version: tuple[int, int]) -> list[Hook]:
-    """The hooks of a kernel version (6.1 and 6.12 are known)."""
-    if version not in ((6, 1), (6, 12)):
-        raise KasaliasError(f"Linux {version[0]}.{version[1]} is not a version kasalias knows how to hook "
-                            "(known: 6.1, 6.12)")
-    kos = "$(modules)" if version == (6, 1) else "$(modules:%.o=%.ko)"
-    modfinal_anchor = "__modfinal: $(modules)" if version == (6, 1) else "__modfinal: $(modules:%.o=%.ko)"
+@dataclass(frozen=True)
+class Series:
+    """What differs between kernel series at the hook points; everything else is common."""
+
+    modfinal_anchor: str  # the rule that makes every .ko (scripts/Makefile.modfinal)
+    modfinal_kos: str  # the .ko files it names
+    modinst_anchor: str  # the rule that installs a .ko (scripts/Makefile.modinst)
+    headers: Hook  # headers packages ship the analysis outputs
+
+    def modinst_replacement(self) -> str:
+        return self.modinst_anchor.replace("%.ko FORCE", "%.ko$(kasalias-suffix) FORCE") + "\n"
+
+
+_SERIES_6_12 = Series(
+    modfinal_anchor="__modfinal: $(modules:%.o=%.ko)",
+    modfinal_kos="$(modules:%.o=%.ko)",
+    modinst_anchor="$(dst)/%.ko: $(extmod_prefix)%.ko FORCE",
+    headers=Hook("scripts/package/install-extmod-build", "echo Module.symvers", "after", _HEADERS_EXTMOD_BUILD))
+# 7.x: make runs in the module's directory for M= builds; the install rule lost $(extmod_prefix).
+_SERIES_7 = Series(
+    modfinal_anchor=_SERIES_6_12.modfinal_anchor,
+    modfinal_kos=_SERIES_6_12.modfinal_kos,
+    modinst_anchor="$(dst)/%.ko: %.ko FORCE",
+    headers=_SERIES_6_12.headers)
+SERIES: dict[tuple[int, int], Series] = {
+    (6, 1): Series(
+        modfinal_anchor="__modfinal: $(modules)",
+        modfinal_kos="$(modules)",
+        modinst_anchor="$(dst)/%.ko: $(extmod_prefix)%.ko FORCE",
+        headers=Hook("scripts/package/builddeb", "find arch/$SRCARCH/include Module.symvers include scripts -type f",
+                     "before", _HEADERS_BUILDDEB, _HEADERS_BUILDDEB_LINE)),
+    (6, 12): _SERIES_6_12,
+    (7, 2): _SERIES_7,
+    (7, 3): _SERIES_7,
+}
+
+
+def _known() -> str:
+    return ", ".join(f"{a}.{b}" for a, b in sorted(SERIES))
+
+
+def hooks_for(version: tuple[int, int], as_series: tuple[int, int] | None = None) -> list[Hook]:
+    """The hooks of a kernel series (``as_series``: those of another known series)."""
+    series = SERIES.get(as_series or version)
+    if series is None:
+        name = as_series or version
+        raise KasaliasError(f"Linux {name[0]}.{name[1]} is not a series kasalias knows how to hook "
+                            f"(known: {_known()})")
     return [
         Hook("scripts/link-vmlinux.sh", '${MAKE} -f "${srctree}/scripts/Makefile.build" obj=init '
              'init/version-timestamp.o', "before", _ANALYZE),
@@ -118,13 +160,10 @@ def hooks_for(version: tuple[int, int]) -> list[Hook]:
         Hook("Makefile", "ifdef CONFIG_DEBUG_INFO_BTF_MODULES", "before", _TOP),
         Hook("Makefile", "MRPROPER_FILES += include/config include/generated          \\", "before", _MRPROPER),
         Hook("Makefile", "MRPROPER_FILES += include/config include/generated          \\", "before", _CLEAN),
-        Hook("scripts/Makefile.modfinal", modfinal_anchor, "before", _MODFINAL.format(kos=kos)),
-        Hook("scripts/Makefile.modinst", "$(dst)/%.ko: $(extmod_prefix)%.ko FORCE", "before", _MODINST,
-             "$(dst)/%.ko: $(extmod_prefix)%.ko$(kasalias-suffix) FORCE\n"),
-        Hook("scripts/package/install-extmod-build", "echo Module.symvers", "after", _HEADERS_612)
-        if version == (6, 12) else
-        Hook("scripts/package/builddeb", "find arch/$SRCARCH/include Module.symvers include scripts -type f",
-             "before", _HEADERS_61, _HEADERS_61_LINE),
+        Hook("scripts/Makefile.modfinal", series.modfinal_anchor, "before",
+             _MODFINAL.format(kos=series.modfinal_kos)),
+        Hook("scripts/Makefile.modinst", series.modinst_anchor, "before", _MODINST, series.modinst_replacement()),
+        series.headers,
     ]
 
 
@@ -195,13 +234,20 @@ def _makefile_kasalias() -> bytes:
     raise KasaliasError("kbuild/Makefile.kasalias not found beside the kasalias package")
 
 
-def plan(ksrc: Path, install: bool) -> dict[Path, bytes | None]:
+def plan(ksrc: Path, install: bool, as_series: tuple[int, int] | None = None) -> dict[Path, bytes | None]:
     """New contents of every file (None: delete), computed before anything is written."""
     version = kernel_version(ksrc)
-    hooks = hooks_for(version)
+    if not install:  # whatever the series: every file any series hooks, blocks taken out
+        hooks = [h for v in sorted(SERIES) for h in hooks_for(v)]
+    elif as_series is None and version not in SERIES:
+        raise KasaliasError(_unknown_series(ksrc, version))
+    else:
+        hooks = hooks_for(version, as_series)
     out: dict[Path, bytes | None] = {}
     for name in sorted({h.file for h in hooks}):
         path = ksrc / name
+        if not install and not path.is_file():
+            continue
         try:
             text = path.read_text()
         except OSError as e:
@@ -220,9 +266,26 @@ def plan(ksrc: Path, install: bool) -> dict[Path, bytes | None]:
     return out
 
 
-def apply(ksrc: Path, install: bool) -> list[str]:
+def _unknown_series(ksrc: Path, version: tuple[int, int]) -> str:
+    """Why a tree of a series kasalias has not been taught is refused: where the hooks of
+    the nearest known series stop, or that they all find their places (--series)."""
+    nearest = max((v for v in SERIES if v <= version), default=min(SERIES))
+    msg = f"Linux {version[0]}.{version[1]} is not a series kasalias knows how to hook (known: {_known()})"
+    try:
+        hooks = hooks_for(nearest)
+        for name in sorted({h.file for h in hooks}):
+            add_blocks(remove_blocks((ksrc / name).read_text()), [h for h in hooks if h.file == name], name)
+    except KasaliasError as e:
+        return f"{msg}; with the hooks of {nearest[0]}.{nearest[1]}: {e}"
+    except OSError as e:
+        return f"{msg}; with the hooks of {nearest[0]}.{nearest[1]}: {e.filename}: {e.strerror}"
+    return (f"{msg}; the hooks of {nearest[0]}.{nearest[1]} all find their places: "
+            f"'kasalias kbuild install --series {nearest[0]}.{nearest[1]} {ksrc}' installs them")
+
+
+def apply(ksrc: Path, install: bool, as_series: tuple[int, int] | None = None) -> list[str]:
     """Install or remove the hooks; return the files changed (none when already done)."""
-    changes = plan(ksrc, install)
+    changes = plan(ksrc, install, as_series)
     for path, data in sorted(changes.items()):
         if data is None:
             path.unlink()

@@ -1,4 +1,4 @@
-"""kasalias kbuild install/remove on the real Kbuild files of Linux 6.12 and 6.1."""
+"""kasalias kbuild install/remove on the real Kbuild files of Linux 6.1, 6.12, 7.2 and 7.3."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ FILES = ("Makefile", "scripts/link-vmlinux.sh", "scripts/Makefile.vmlinux", "scr
          "scripts/Makefile.modinst", "scripts/package/install-extmod-build", "scripts/package/builddeb")
 
 
-@pytest.fixture(scope="module", params=["6.12", "6.1"])
+@pytest.fixture(scope="module", params=["6.12", "6.1", "7.2", "7.3"])
 def pristine(request: pytest.FixtureRequest) -> Path:
     out = subprocess.run([str(ROOT / "tools" / "fetch-linux-source"), request.param], check=True,
                          capture_output=True, text=True).stdout
@@ -82,18 +82,47 @@ def test_link_command_changes_only_with_kas_alias(pristine: Path, tmp_path: Path
 
 def test_unknown_tree_is_refused_and_untouched(pristine: Path, tmp_path: Path) -> None:
     tree = copy_tree(pristine, tmp_path / "linux")
+    from kasalias.kbuild import SERIES, kernel_version
+
+    anchor = SERIES[kernel_version(tree)].modinst_anchor
     text = (tree / "scripts/Makefile.modinst").read_text()
-    (tree / "scripts/Makefile.modinst").write_text(text.replace("$(dst)/%.ko: $(extmod_prefix)%.ko FORCE",
-                                                                "$(dst)/%.ko: %.ko FORCE"))
+    assert anchor in text
+    (tree / "scripts/Makefile.modinst").write_text(text.replace(anchor, anchor.replace("%.ko FORCE", "%.ko.x FORCE")))
     before = snapshot(tree)
     proc = run_kasalias("kbuild", "install", tree, check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("kasalias: error: scripts/Makefile.modinst")
     assert snapshot(tree) == before
-    (tree / "Makefile").write_text((tree / "Makefile").read_text().replace("VERSION = 6", "VERSION = 5"))
-    proc = run_kasalias("kbuild", "install", tree, check=False)
-    assert proc.returncode == 1 and "not a version kasalias knows" in proc.stderr
     proc = run_kasalias("kbuild", "install", tmp_path / "nothing-here", check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("kasalias: error:")
+
+
+def test_unknown_series_is_refused_and_untouched(pristine: Path, tmp_path: Path) -> None:
+    """A series kasalias has not been taught (a copy of the tree with VERSION raised by 10): one
+    error line naming where the hooks of the nearest known series (7.3) stop, or saying that
+    they all fit (then --series installs them); the tree is byte for byte as before."""
+    from kasalias.kbuild import kernel_version
+
+    version = kernel_version(pristine)
+    tree = copy_tree(pristine, tmp_path / "linux")
+    makefile = tree / "Makefile"
+    makefile.write_text(makefile.read_text().replace(f"\nVERSION = {version[0]}\n", f"\nVERSION = {version[0] + 10}\n"))
+    before = snapshot(tree)
+    proc = run_kasalias("kbuild", "install", tree, check=False)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"kasalias: error: Linux {version[0] + 10}.{version[1]} is not a series kasalias "
+                               "knows how to hook (known: 6.1, 6.12, 7.2, 7.3); with the hooks of 7.3") or \
+        f"hooks of 7.3 all find their places: 'kasalias kbuild install --series 7.3 {tree}'" in lines[0], lines
+    if version[0] == 7:
+        assert "all find their places" in lines[0]
+    else:  # the first hook point the 7.3 hooks miss in a 6.x tree
+        assert ": line '" in lines[0] and "not found" in lines[0]
+    assert snapshot(tree) == before
+    # --series takes the hooks of a known series; remove restores the tree whatever its series
+    run_kasalias("kbuild", "install", "--series", f"{version[0]}.{version[1]}", tree)
+    assert snapshot(tree) != before
+    run_kasalias("kbuild", "remove", tree)
+    assert snapshot(tree) == before
 
 
 def test_headers_package_ships_the_statistics(pristine: Path, tmp_path: Path) -> None:
