@@ -70,7 +70,7 @@ else
 	insmod /tmp/minix.ko && echo "E2E INSMOD minix /tmp/minix.ko ok" ||
 		bad "insmod minix"
 fi
-for m in loop kobject-example kset-example crc7 crc-itu-t; do
+for m in loop kobject-example kset-example; do
 	if modprobe "$m"; then echo "E2E MODPROBE $m ok"; else bad "modprobe $m"; fi
 done
 # the external module from tests/e2e/extmod (installed by tests/e2e/run)
