@@ -33,9 +33,9 @@ if TYPE_CHECKING:
     from kasalias.fsutil import StrPath
     from kasalias.symbols import Symbol
 
+# One format is read, the one written: a build directory's table is made again by the kasalias
+# that reads it (vmlinux's link command names the kasalias build).
 HEADER = b"# kasalias alias table 3: image file occurrence symbol ordinal alias decl cu\n"
-# Read too: a build directory keeps the table of the kasalias that ran its last vmlinux link.
-HEADER_2 = b"# kasalias alias table 2: image file occurrence symbol ordinal alias decl cu\n"
 SymbolKey = tuple[str, int, str, int]
 VMLINUX = "vmlinux"  # the image name of vmlinux in the table; modules go by KBUILD_MODNAME
 
@@ -214,7 +214,7 @@ def _only(symbols: list[Symbol]) -> Symbol | None:
 
 
 def _check_header(data: bytes, path: str) -> None:
-    if not data.startswith((HEADER, HEADER_2)):
+    if not data.startswith(HEADER):
         raise KasaliasError(f"{path}: not a kasalias alias table")
 
 
@@ -255,10 +255,6 @@ def _image_lines(f: BinaryIO, image: str, path: str) -> list[tuple[int, bytes]]:
     data = f.read(_HEAD_SIZE)
     _check_header(data, path)
     name = image.encode("utf-8", "surrogateescape")
-    if data.startswith(HEADER_2):  # no index: every line, this image's kept
-        data += f.read()
-        return [(n, line) for n, line in _lines(data, path)
-                if line == b"# image: " + name or line.startswith(name + b"\t")]
     index_end = _index_end(data, path)
     if index_end > len(data):
         data += f.read(index_end - len(data))

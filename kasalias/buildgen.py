@@ -142,15 +142,21 @@ class GenConfig:
     aliases: str = "modules.symalias"
     symbfreq: str | None = None  # modules built out of tree: alias against these statistics
     module_srctree: str | None = None  # ... with paths relative to this directory
+    build: str = ""  # kasalias' build id: in every command, so that another kasalias remakes all
+
+    def _env(self) -> list[str]:
+        from kasalias.buildid import ENV
+
+        return [f"{ENV}={self.build}"] if self.build else []
 
     def kasalias(self) -> list[str]:
-        return [self.python, "-m", "kasalias"]
+        return [*self._env(), self.python, "-m", "kasalias"]
 
     def kasalias_step(self) -> list[str]:
         """The command of the per-module steps: started once per module, without runpy."""
         from kasalias.cli import LAUNCHER
 
-        return [self.python, "-c", LAUNCHER]
+        return [*self._env(), self.python, "-c", LAUNCHER]
 
 
 def templates_dir() -> Path:
@@ -170,8 +176,9 @@ def template_env() -> jinja2.Environment:
 
 def dependency_files() -> list[Path]:
     """kasalias' own files: the generator edge re-renders when one changes."""
-    pkg = Path(__file__).resolve().parent
-    return sorted(pkg.glob("*.py")) + [templates_dir() / n for n in (NINJA_TEMPLATE, MAKE_TEMPLATE)]
+    from kasalias.buildid import own_files
+
+    return [Path(p) for p in own_files()]
 
 
 def module_objects(cfg: GenConfig) -> list[str]:

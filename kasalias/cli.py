@@ -212,6 +212,7 @@ def _module_fast_args(argv: list[str]) -> argparse.Namespace | None:
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
+    from kasalias import buildid
     from kasalias.buildgen import GenConfig, generate
 
     objtree = args.objtree.resolve()
@@ -219,7 +220,8 @@ def cmd_gen(args: argparse.Namespace) -> int:
                     vmlinux=args.vmlinux, ninja_file=args.ninja_file, make_file=args.make_file,
                     python=args.python, objcopy=args.objcopy, nm=args.nm, syms=args.syms,
                     extra=tuple(args.analyze_option or ()), analysis=not args.no_analysis,
-                    aliases=args.aliases, symbfreq=args.symbfreq, module_srctree=args.module_srctree)
+                    aliases=args.aliases, symbfreq=args.symbfreq, module_srctree=args.module_srctree,
+                    build=buildid.build_id())
     # The generator edge re-runs this command from objtree, where ninja runs.
     argv = ["gen", "--objtree", ".", "--srctree", str(cfg.srctree), "--modules-order", cfg.modules_order,
             "--vmlinux", cfg.vmlinux, "--ninja-file", cfg.ninja_file, "--python", cfg.python,
@@ -291,6 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
     from pathlib import Path
     from typing import NoReturn
 
+    class _BuildId(argparse.Action):
+        def __init__(self, option_strings: list[str], dest: str, **kw: object) -> None:
+            super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)  # type: ignore[arg-type]
+
+        def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+            from kasalias.buildid import build_id
+
+            sys.stdout.write(build_id() + "\n")
+            parser.exit(0)
+
     class _Parser(argparse.ArgumentParser):
         def error(self, message: str) -> NoReturn:
             # One line, like every other kasalias error (argparse would add a usage block).
@@ -299,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="kasalias", description="Unique, source-derived kallsyms aliases for duplicated kernel symbol names.")
     parser.add_argument("--version", action="version", version=f"kasalias {__version__}")
+    parser.add_argument("--build-id", action=_BuildId, help="print the identity of this kasalias (a hash of its "
+                        "files), which every build output depends on, and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -395,6 +409,17 @@ def step_main() -> NoReturn:
     os._exit(status)
 
 
+def _check_build(command: str) -> None:
+    """A command run from a build file made by another kasalias (an upgrade that make or
+    ninja did not see, such as files installed with old timestamps) must not mix outputs."""
+    from kasalias import buildid
+
+    made_with = os.environ.get(buildid.ENV)
+    if made_with and command != "gen" and made_with != buildid.build_id():
+        raise KasaliasError(f"the build files were made by another kasalias (build {made_with}, this is "
+                            f"{buildid.build_id()}): run make again, or 'make clean' if that does not help")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _module_fast_args(argv)
@@ -403,6 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose or args.command != "module":
         _setup_logging(args.verbose)  # else nothing logs: the module step warns only out of tree
     try:
+        if args.command != "module":  # the per-module step does not hash kasalias' files (start-up)
+            _check_build(args.command)
         return int(args.func(args))
     except KasaliasError as e:
         sys.stderr.write(f"kasalias: error: {e}\n")

@@ -26,6 +26,7 @@ Hook points, for Linux 6.1, 6.12, 7.2 and 7.3 (what differs between series is th
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,7 @@ _ANALYZE = """\
 kasalias_pid=
 if [ "${KAS_ALIAS}" = 1 ] && is_enabled CONFIG_KALLSYMS; then
 	info KASALIAS modules.symalias
-	${PYTHON3} -m kasalias analyze --vmlinux vmlinux.o --objtree . --srctree "${srctree}" \\
+	${KASALIAS_PYTHON:-${PYTHON3}} -m kasalias analyze --vmlinux vmlinux.o --objtree . --srctree "${srctree}" \\
 		$([ -f modules.order ] && echo --modules-order modules.order) --cache .kasalias.cache -o . &
 	kasalias_pid=$!
 fi
@@ -70,14 +71,28 @@ _SYMS = """\
 			kasalias_pid=
 		fi
 		info KASALIAS "${1}.aliased"
-		${PYTHON3} -m kasalias syms --aliases modules.symalias --image "${1%.syms}" "${1}" "${1}.aliased"
+		${KASALIAS_PYTHON:-${PYTHON3}} -m kasalias syms --aliases modules.symalias --image "${1%.syms}" "${1}" "${1}.aliased"
 		set -- "${1}.aliased" "${2}"
 	fi
 """
+# KASALIAS_PYTHON: the Python that ran 'kasalias kbuild install', unless PYTHON3 is given. The build
+# stops at once (not at the vmlinux link) when it cannot run kasalias or the config lacks what the
+# analysis reads.
 _TOP = """\
 ifeq ($(KAS_ALIAS),1)
 KBUILD_BUILTIN := y
 modules: vmlinux
+KASALIAS_PYTHON ?= $(if $(filter command line environment,$(origin PYTHON3)),$(PYTHON3),{python})
+export KASALIAS_PYTHON
+ifeq ($(shell $(KASALIAS_PYTHON) -m kasalias --build-id 2>/dev/null),)
+$(error kasalias: '$(KASALIAS_PYTHON) -m kasalias' does not run: give KASALIAS_PYTHON=<a Python with kasalias>)
+endif
+ifndef CONFIG_KALLSYMS
+$(error kasalias: KAS_ALIAS=1 needs CONFIG_KALLSYMS=y)
+endif
+ifndef CONFIG_DEBUG_INFO
+$(error kasalias: KAS_ALIAS=1 needs DWARF: CONFIG_DEBUG_INFO_DWARF5=y (or _DWARF4, _DWARF_TOOLCHAIN_DEFAULT))
+endif
 endif
 """
 _MRPROPER = "MRPROPER_FILES += modules.symbfreq modules.symalias\n"
@@ -91,7 +106,10 @@ __kasalias: {kos}
 endif
 """
 _MODINST = "kasalias-suffix := $(if $(filter 1,$(KAS_ALIAS)),.aliased)\n"
-_LINK_ENV = "kasalias-link-env := $(if $(filter 1,$(KAS_ALIAS)),KAS_ALIAS=1 )\n"
+# With KAS_ALIAS=1 the saved link command names the kasalias build: toggling it, or another
+# kasalias, relinks vmlinux.
+_LINK_ENV = "kasalias-link-env := $(if $(filter 1,$(KAS_ALIAS)),KAS_ALIAS=1 KASALIAS_BUILD=$(shell " \
+    "$(or $(KASALIAS_PYTHON),$(PYTHON3)) -m kasalias --build-id) )\n"
 
 
 _HEADERS_EXTMOD_BUILD = """\
@@ -157,7 +175,7 @@ def hooks_for(version: tuple[int, int], as_series: tuple[int, int] | None = None
         Hook("scripts/link-vmlinux.sh", "local kallsymopt;", "after", _SYMS),
         Hook("scripts/Makefile.vmlinux", "cmd_link_vmlinux = \\", "before", _LINK_ENV,
              "cmd_link_vmlinux = $(kasalias-link-env)\t\t\t\t\t\t\\\n"),
-        Hook("Makefile", "ifdef CONFIG_DEBUG_INFO_BTF_MODULES", "before", _TOP),
+        Hook("Makefile", "ifdef CONFIG_DEBUG_INFO_BTF_MODULES", "before", _TOP.format(python=sys.executable)),
         Hook("Makefile", "MRPROPER_FILES += include/config include/generated          \\", "before", _MRPROPER),
         Hook("Makefile", "MRPROPER_FILES += include/config include/generated          \\", "before", _CLEAN),
         Hook("scripts/Makefile.modfinal", series.modfinal_anchor, "before",

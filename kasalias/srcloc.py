@@ -613,13 +613,16 @@ class UnitCache:
     asked for; the outputs are the same with or without the cache."""
 
     def __init__(self, path: Path, srctree: str | None) -> None:
+        from kasalias.buildid import build_id
+
         self.path = path
         self.srctree = srctree or ""  # paths in the cache are relative to it
+        self.build = build_id()  # what another kasalias found is not reused
         self.old: dict[str, dict[str, list[object] | None]] = {}
         self.new: dict[str, dict[str, list[object] | None]] = {}
         try:
             data = json.loads(path.read_text())
-            if isinstance(data, dict) and data.get("version") == 1 and data.get("srctree") == self.srctree \
+            if isinstance(data, dict) and data.get("build") == self.build and data.get("srctree") == self.srctree \
                     and isinstance(data.get("units"), dict):
                 self.old = data["units"]
         except (OSError, ValueError):
@@ -640,7 +643,7 @@ class UnitCache:
         self.new.setdefault(key, {})[name] = list(decl) if decl else None
 
     def save(self) -> None:
-        text = json.dumps({"version": 1, "srctree": self.srctree, "units": self.new}, sort_keys=True,
+        text = json.dumps({"build": self.build, "srctree": self.srctree, "units": self.new}, sort_keys=True,
                           separators=(",", ":"))
         write_text_atomic(self.path, text + "\n", only_if_changed=True)
 

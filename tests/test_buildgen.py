@@ -18,7 +18,7 @@ import pytest
 
 from conftest import Build, run_kasalias
 from elfread import nm_symbols
-from kasalias import buildgen
+from kasalias import buildgen, buildid
 from kasalias.buildgen import Edge, GenConfig, Graph, Rule, ninja_escape
 from kasalias.cli import LAUNCHER, main
 from kasalias.errors import KasaliasError
@@ -63,6 +63,7 @@ def objtree(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("name", ["kasalias.ninja", "kasalias.mk"])
 def test_golden(name: str, objtree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(buildgen, "dependency_files", fixed_dependencies)
+    monkeypatch.setattr(buildid, "build_id", lambda: "0123456789abcdef")
     assert main(gen_args(objtree)) == 0
     text = (objtree / name).read_text().replace(buildgen.ninja_binary(), "/opt/kasalias/bin/ninja")
     check_golden(name, text)

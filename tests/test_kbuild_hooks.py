@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ scripts/link-vmlinux.sh:
 
 def test_link_command_changes_only_with_kas_alias(pristine: Path, tmp_path: Path) -> None:
     """The saved command of link_vmlinux (what decides a relink) is the unhooked one without
-    KAS_ALIAS=1, and starts with KAS_ALIAS=1 with it."""
+    KAS_ALIAS=1, and starts with KAS_ALIAS=1 and the kasalias build id with it."""
     tree = copy_tree(pristine, tmp_path / "linux")
     original = (tree / "scripts/Makefile.vmlinux").read_text()
     run_kasalias("kbuild", "install", tree)
@@ -76,8 +77,12 @@ def test_link_command_changes_only_with_kas_alias(pristine: Path, tmp_path: Path
         end = text.index("targets += vmlinux")
         return make_value(text[start:end], "cmd_link_vmlinux", *args)
 
+    from kasalias.buildid import build_id
+
     assert cmd(hooked) == cmd(original)
-    assert cmd(hooked, "KAS_ALIAS=1") == "KAS_ALIAS=1 " + cmd(original)
+    # with it, the command names the kasalias build: another kasalias relinks vmlinux too
+    assert cmd(hooked, "KAS_ALIAS=1", f"PYTHON3={sys.executable}") == \
+        f"KAS_ALIAS=1 KASALIAS_BUILD={build_id()} " + cmd(original)
 
 
 def test_unknown_tree_is_refused_and_untouched(pristine: Path, tmp_path: Path) -> None:

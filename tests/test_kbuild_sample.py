@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, run_kasalias
+from conftest import ROOT, SAMPLE, run_kasalias
 from elfread import nm_symbols
 from kasalias import buildgen, reprocheck
 from kasalias.cli import LAUNCHER
@@ -245,3 +245,36 @@ def test_repro_check() -> None:
             ["hello/hello.ko.aliased", "lib/crc7.ko.aliased", "modules.symalias"]
     finally:
         shutil.rmtree(kept)
+
+
+def _kasalias_copy(dst: Path) -> Path:
+    """A copy of this kasalias (package, templates, Kbuild fragment) to change, and a Python
+    that runs it (the same path before and after the change, as an upgrade in place)."""
+    for d in ("kasalias", "templates", "kbuild"):
+        shutil.copytree(ROOT / d, dst / d, ignore=shutil.ignore_patterns("__pycache__"))
+    python = dst / "python3"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={dst} exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    return python
+
+
+def test_another_kasalias_remakes_every_output_once(tree: Path, tmp_path: Path) -> None:
+    """Outputs depend on the kasalias that made them: after a change to kasalias' code every
+    kasalias step runs again, the outputs equal a clean build's with the changed kasalias,
+    and the next build does nothing."""
+    kas = tmp_path / "kas"
+    python = _kasalias_copy(kas)
+    obj = tmp_path / "o"
+    make(tree, obj, "-j2", python=python)
+    naming = kas / "kasalias" / "naming.py"
+    naming.write_text(naming.read_text() + "\n# another kasalias\n")
+    out = make(tree, obj, "-j2", python=python)
+    ran = sorted(s for s in steps(out) if KAS_STEP.match(s))
+    # every kasalias step (nm is not kasalias), and ninja's generator edge, which saw the file change
+    assert ran == sorted({*first_build_steps(obj), "GEN kasalias.ninja"} - {"NM vmlinux.syms"}), out
+    again = make(tree, obj, "-j2", python=python)
+    assert [s for s in steps(again) if KAS_STEP.match(s)] == [], again
+    upgraded = {name: (obj / name).read_bytes() for name in outputs(obj)}
+    shutil.rmtree(obj)  # a clean build in the same directory (DWARF holds its absolute path)
+    make(tree, obj, "-j2", python=python)
+    assert {name: (obj / name).read_bytes() for name in outputs(obj)} == upgraded
