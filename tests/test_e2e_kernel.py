@@ -250,3 +250,18 @@ def test_toggling_kas_alias_relinks_only_vmlinux(guest: Guest) -> None:
     assert minix.stat().st_mtime_ns == mtime
     noop = sh(build, src, guest.obj, "KAS_ALIAS=1", f"PYTHON3={sys.executable}", env=env)
     assert "KASALIAS" not in noop and not re.search(r"^\s+LD\s+vmlinux$", noop, re.M)
+
+
+def test_build_without_kasalias_stops_at_once(guest: Guest) -> None:
+    """A KAS_ALIAS=1 build whose Python cannot run kasalias stops while make reads the
+    Makefile, with one line saying so, before anything is compiled or linked."""
+    if guest.variant != Variant("6.12"):
+        pytest.skip("one kernel is enough for this (6.12 x86_64)")
+    vmlinux = guest.obj / "vmlinux"
+    mtime = vmlinux.stat().st_mtime_ns
+    proc = subprocess.run(["make", "-s", "-C", str(hooked_tree("6.12")), f"O={guest.obj}", "ARCH=x86_64",
+                           "KAS_ALIAS=1", "KASALIAS_PYTHON=/usr/bin/python3"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode != 0
+    assert "kasalias: '/usr/bin/python3 -m kasalias' does not run: give KASALIAS_PYTHON=" in proc.stderr
+    assert vmlinux.stat().st_mtime_ns == mtime
