@@ -132,7 +132,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     policy = _policy(args)
     images = load_images(args.vmlinux, _module_list(args), _rules(args))
     result = analyze(images, _paths_mapper(args), policy, collect=True)
-    text = render_json(result, policy) if args.json else render_text(result, policy)
+    text = render_json(result, policy) if args.json else render_text(result, policy, args.all)
     if args.output:
         from kasalias.fsutil import write_text_atomic
 
@@ -291,7 +291,7 @@ def _common_tree_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     import argparse
     from pathlib import Path
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
     class _BuildId(argparse.Action):
         def __init__(self, option_strings: list[str], dest: str, **kw: object) -> None:
@@ -315,6 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "files), which every build output depends on, and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_parser = sub.add_parser
+
+    def add_command(name: str, **kw: Any) -> argparse.ArgumentParser:
+        kw.setdefault("description", kw["help"][0].upper() + kw["help"][1:] + ".")  # the --help page's line
+        return add_parser(name, **kw)
+
+    sub.add_parser = add_command  # type: ignore[method-assign]
 
     p = sub.add_parser("analyze", help="vmlinux + modules -> modules.symbfreq and the alias table")
     p.add_argument("--vmlinux", type=Path, required=True, help="vmlinux.o or vmlinux, with DWARF")
@@ -337,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modules-dir", type=Path, help="a directory searched for *.ko files")
     _common_tree_args(p)
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p.add_argument("--all", action="store_true", help="the table also lists names and copies the policy "
+                   "does not cover (JSON always has them)")
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     p.set_defaults(func=cmd_report)
 

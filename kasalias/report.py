@@ -36,15 +36,25 @@ def render_json(analysis: Analysis, policy: Policy) -> str:
     return json.dumps(as_dict(analysis, policy), indent=1, sort_keys=True) + "\n"
 
 
-def render_text(analysis: Analysis, policy: Policy) -> str:
+def render_text(analysis: Analysis, policy: Policy, show_all: bool = False) -> str:
+    """The table a person reads: the summary and the problems first, then each name with a
+    copy the policy covers and that copy's alias; the other copies and names with ``show_all``."""
     d = as_dict(analysis, policy)
-    out = [f"# {d['duplicated_names']} duplicated names, {d['aliases']} aliases (policy: {d['policy']})"]
-    for n in d["names"]:
-        out.append(f"{n['name']}  ({n['count']} copies)")
-        for c in n["copies"]:
+    covered_names = [n for n in d["names"] if any(c["covered"] for c in n["copies"])]
+    out = [f"# kasalias report: {d['duplicated_names']} duplicated names, {len(covered_names)} of them covered by "
+           f"the policy ({d['policy']}), {d['aliases']} aliases, {len(d['problems'])} problems",
+           "# columns: image, address, kallsyms type, declaration [compilation unit], alias"]
+    if d["problems"]:
+        out.append(f"# problems ({len(d['problems'])}):")
+        out.extend(f"#   {p}" for p in d["problems"])
+    if not show_all:
+        out.append("# names and copies not covered by the policy are left out (--all shows them)")
+    for n in d["names"] if show_all else covered_names:
+        copies = [c for c in n["copies"] if show_all or c["covered"]]
+        left = len(n["copies"]) - len(copies)
+        out.append(f"{n['name']}  ({n['count']} copies{f', {left} not covered' if left else ''})")
+        for c in copies:
             src = f"{c['decl_file']}:{c['decl_line']} [{c['cu']}]" if c["decl_file"] else "-"
             alias = c["alias"] or ("-" if c["covered"] else "(not covered by policy)")
             out.append(f"  {c['image']:<16} {c['address']} {c['type']}  {src}  {alias}")
-    for p in d["problems"]:
-        out.append(f"# problem: {p}")
     return "\n".join(out) + "\n"
