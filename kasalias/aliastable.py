@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 
 from kasalias.errors import KasaliasError
-from kasalias.fsutil import write_atomic
+from kasalias.fsutil import open_input, read_input, write_atomic
 
 # The per-module step reads its module's rows once per module: only os here
 # (no typing, dataclasses, collections, pathlib or re: NOTES.md, "start-up").
@@ -144,11 +144,7 @@ class AliasTable:
     def aliases(self) -> frozenset[str]:
         """Every alias of the table (also of images left out by read(only_image=...))."""
         if self._data is None and self._path:
-            try:
-                with open(self._path, "rb") as f:
-                    self._data = f.read()
-            except OSError as e:
-                raise KasaliasError(f"{self._path}: cannot read: {e.strerror}") from None
+            self._data = read_input(self._path)
         if self._data is None:
             return frozenset(r.alias for r in self.rows)
         out = set()
@@ -157,7 +153,7 @@ class AliasTable:
                 v = line.split(b"\t")
                 if len(v) != 8:
                     raise KasaliasError(f"{self._path}:{lineno}: malformed alias table row")
-                out.add(v[5].decode("utf-8", "surrogateescape"))
+                out.add(_field(v[5], self._path, lineno))
         return frozenset(out)
 
     def render(self) -> bytes:
@@ -186,7 +182,7 @@ class AliasTable:
         whole distribution's)."""
         path = os.fspath(path)
         try:
-            with open(path, "rb") as f:
+            with open_input(path) as f:
                 if only_image is None:
                     data = f.read()
                     _check_header(data, path)
@@ -200,10 +196,10 @@ class AliasTable:
         images: list[str] = []
         for lineno, line in lines:
             if line.startswith(b"# image: "):
-                images.append(line[9:].decode("utf-8", "surrogateescape"))
+                images.append(_field(line[9:], path, lineno))
                 continue
-            v = line.decode("utf-8", "surrogateescape").split("\t")
-            if len(v) != 8 or not v[2].isdigit() or not v[4].isdigit():
+            v = [_field(f, path, lineno) for f in line.split(b"\t")]
+            if len(v) != 8 or not v[2].isdigit() or not v[4].isdigit() or not _is_alias(v[5], v[3]):
                 raise KasaliasError(f"{path}:{lineno}: malformed alias table row")
             rows.append(AliasRow(v[0], v[1], int(v[2]), v[3], int(v[4]), v[5], v[6], v[7]))
         return cls(rows, images, path, data or None)
@@ -211,6 +207,25 @@ class AliasTable:
 
 def _only(symbols: list[Symbol]) -> Symbol | None:
     return symbols[0] if len(symbols) == 1 else None
+
+
+def _field(raw: bytes, path: str, lineno: int) -> str:
+    """A field of the table: UTF-8 without control bytes (what kasalias writes)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KasaliasError(f"{path}:{lineno}: malformed alias table row (not UTF-8)") from None
+    if not text.isprintable():
+        raise KasaliasError(f"{path}:{lineno}: malformed alias table row (a control byte)")
+    return text
+
+
+def _is_alias(alias: str, symbol: str) -> bool:
+    """What an alias of ``symbol`` looks like: its name (without ThinLTO's suffix), '@', a
+    source identity; one word that kallsyms keeps (shorter than KSYM_NAME_LEN)."""
+    base = symbol.split(".llvm.", 1)[0]
+    return (alias.startswith(base + "@") and len(alias) > len(base) + 1 and len(alias.encode()) < 512
+            and not any(c.isspace() for c in alias))
 
 
 def _check_header(data: bytes, path: str) -> None:

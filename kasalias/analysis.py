@@ -4,6 +4,7 @@ the alias of every duplicated symbol the policy covers."""
 from __future__ import annotations
 
 import gc
+import struct
 import time
 import logging
 import sys
@@ -13,6 +14,7 @@ from typing import Callable, Iterable, cast
 
 from kasalias.aliastable import VMLINUX, AliasRow, AliasTable, SymbolKey, module_name, symbol_keys
 from kasalias.errors import KasaliasError
+from kasalias.fsutil import read_text_input
 from kasalias.kallsyms_rules import VmlinuxRules, module_keeps
 from kasalias.naming import Copy, assign
 from kasalias.policy import Policy
@@ -74,10 +76,7 @@ def modules_from_order(order: Path, objtree: Path) -> list[Path]:
     X.o, 6.1 X.ko). At vmlinux link time only the module objects exist, so X.o is read.
     With LTO an X.o is LLVM bitcode: then its X.ko if it exists, else it is left out (its
     per-module step aliases it against modules.symbfreq, like a module built later)."""
-    try:
-        lines = [l.strip() for l in order.read_text().splitlines() if l.strip()]
-    except OSError as e:
-        raise KasaliasError(f"{order}: cannot read: {e.strerror}") from None
+    lines = [l.strip() for l in read_text_input(order).splitlines() if l.strip()]
     mods: list[Path] = []
     for line in lines:
         p = objtree / line
@@ -161,6 +160,16 @@ def load_images(vmlinux: Path | None, modules: Iterable[Path], rules: VmlinuxRul
     return images
 
 
+def malformed_dwarf_errors() -> tuple[type[BaseException], ...]:
+    """What decoding corrupted DWARF raises below kasalias' own checks (offsets and sizes
+    out of range, division by a zero size, runaway form chains, pyelftools' refusals):
+    turned into one error for the image, at this one place."""
+    from elftools.common.exceptions import ELFError
+
+    return (struct.error, IndexError, KeyError, ValueError, ZeroDivisionError, OverflowError, RecursionError,
+            MemoryError, ELFError)
+
+
 def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
             freq: SymbolFrequency | None = None, taken: frozenset[str] = frozenset(),
             collect: bool = False, keep: Callable[[LoadedImage], bool] = lambda i: True,
@@ -192,14 +201,20 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
             with ElfImage(img.path) as elf:
                 if img.symbols is not None:
                     elf.use_symbols(img.symbols)
-                with DwarfSource(elf, paths, cache) as dwarf:
-                    locs = dwarf.locate(targets)
+                try:
+                    with DwarfSource(elf, paths, cache) as dwarf:
+                        locs = dwarf.locate(targets)
+                except malformed_dwarf_errors() as e:
+                    raise KasaliasError(f"{img.path}: malformed DWARF ({type(e).__name__}: {e})") from None
             identity_seconds += time.process_time() - started
             located += len(targets)
         for s in targets:
             loc = locs.get(s.index)
             if loc is None:
                 problems.append(f"{img.name}: {s.name}: no source location in DWARF; no alias")
+                continue
+            if not (loc.decl_file.isprintable() and loc.cu.isprintable()):
+                problems.append(f"{img.name}: {s.name}: a source path in DWARF holds a control byte; no alias")
                 continue
             copies.append(Copy(img.name, (img.name, keys[s.index]), s.name, loc))
         if collect:

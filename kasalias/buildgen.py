@@ -29,7 +29,7 @@ from pathlib import Path
 import jinja2
 
 from kasalias.errors import KasaliasError
-from kasalias.fsutil import write_text_atomic
+from kasalias.fsutil import check_output, read_text_input, write_text_atomic
 
 NINJA_TEMPLATE = "kasalias.ninja.j2"
 _NINJA_VAR = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
@@ -38,9 +38,12 @@ MAKE_TEMPLATE = "kasalias.mk.j2"
 
 def ninja_escape(text: str, *, path: bool = True) -> str:
     """Quote ``text`` for a ninja file: ``$`` always; space and ``:`` too in paths
-    (build lines), where they would end a path. A newline cannot be quoted."""
-    if "\n" in text or "\r" in text:
-        raise KasaliasError(f"{text!r}: a path or command with a newline cannot be written to a ninja file")
+    (build lines), where they would end a path. A newline, any control byte and, in a path,
+    ``|`` cannot be quoted."""
+    if not text.isprintable():
+        raise KasaliasError(f"{text!r}: a path or command with a newline or another control byte cannot be written to a ninja file")
+    if path and "|" in text:  # ninja has no escape for it: it would split the path
+        raise KasaliasError(f"{text!r}: a path with '|' cannot be written to a ninja file")
     text = text.replace("$", "$$")
     if path:
         text = text.replace(" ", "$ ").replace(":", "$:")
@@ -185,10 +188,7 @@ def module_objects(cfg: GenConfig) -> list[str]:
     """Module objects of modules.order (one path a line, as Kbuild writes it; a
     pre-6.2 X.ko line stands for X.o)."""
     path = cfg.objtree / cfg.modules_order
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise KasaliasError(f"{path}: cannot read: {e.strerror}") from None
+    text = read_text_input(path)
     mods = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line:
@@ -277,7 +277,10 @@ def ninja_binary() -> str:
 def generate(cfg: GenConfig, argv: list[str]) -> list[str]:
     """Write the fragments (atomically, only when their text changes); return what changed."""
     changed = []
-    for rel, text in render(cfg, argv).items():
+    files = render(cfg, argv)
+    for rel in files:
+        check_output(cfg.objtree / rel, cfg.objtree / cfg.modules_order, cfg.objtree / cfg.vmlinux)
+    for rel, text in files.items():
         if write_text_atomic(cfg.objtree / rel, text, only_if_changed=True):
             changed.append(rel)
     return changed

@@ -99,14 +99,24 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from kasalias.analysis import analyze, load_images
     from kasalias.srcloc import UnitCache
 
-    images = load_images(args.vmlinux, _module_list(args), _rules(args))
+    from kasalias.fsutil import check_output
+
+    modules = _module_list(args)
+    out: Path = args.output_dir
+    inputs = (args.vmlinux, args.modules_order, *modules)
+    for o in (out / "modules.symbfreq", out / "modules.symalias", args.cache):
+        if o is not None:
+            check_output(o, *inputs)
+    images = load_images(args.vmlinux, modules, _rules(args))
     paths = _paths_mapper(args)
     cache = UnitCache(args.cache, paths.srctree) if args.cache else None
     result = analyze(images, paths, _policy(args), cache=cache)
     for p in result.problems:
         _log().warning("%s", p)
-    out: Path = args.output_dir
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise KasaliasError(f"{out}: cannot make the output directory: {e.strerror}") from None
     result.freq.write(out / "modules.symbfreq")
     result.table.write(out / "modules.symalias")
     if cache is not None:
@@ -118,8 +128,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_syms(args: argparse.Namespace) -> int:
     from kasalias.aliastable import AliasTable
+    from kasalias.fsutil import check_output
     from kasalias.syms import add_aliases
 
+    check_output(args.output, args.input, args.image, args.aliases)
     n = add_aliases(args.input, args.image, AliasTable.read(args.aliases), args.output)
     _log().info("%s: %d aliases added", args.output, n)
     return 0
@@ -129,8 +141,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from kasalias.analysis import analyze, load_images
     from kasalias.report import render_json, render_text
 
+    from kasalias.fsutil import check_output
+
     policy = _policy(args)
-    images = load_images(args.vmlinux, _module_list(args), _rules(args))
+    modules = _module_list(args)
+    if args.output:
+        check_output(args.output, args.vmlinux, *modules)
+    images = load_images(args.vmlinux, modules, _rules(args))
     result = analyze(images, _paths_mapper(args), policy, collect=True)
     text = render_json(result, policy) if args.json else render_text(result, policy, args.all)
     if args.output:
@@ -144,11 +161,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_module(args: argparse.Namespace) -> int:
     from kasalias.aliastable import AliasTable, module_name
+    from kasalias.fsutil import check_output
     from kasalias.modwriter import aliases_for_module, write_module
     from kasalias.symbols import ElfImage
 
-    if os.path.realpath(args.input) == os.path.realpath(args.output):
-        raise KasaliasError(f"{args.output}: the output must not be the input")
+    check_output(args.output, args.input, args.aliases, args.symbfreq)
     table = AliasTable.read(args.aliases, only_image=module_name(args.input))
     out_of_tree = args.symbfreq is not None  # aliased against the shipped frequencies
     with ElfImage(args.input) as img:
@@ -429,14 +446,27 @@ def _check_build(command: str) -> None:
                             f"{buildid.build_id()}): run make again, or 'make clean' if that does not help")
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that the temporary files of an output being
+    written are removed on the way out (make and ninja send it to stop a build)."""
+
+
+def _terminate(_signum: int, _frame: object) -> NoReturn:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the process itself, not a caller in Python
+        import signal
+
+        signal.signal(signal.SIGTERM, _terminate)
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = _module_fast_args(argv)
-    if args is None:
-        args = build_parser().parse_args(argv)
-    if args.verbose or args.command != "module":
-        _setup_logging(args.verbose)  # else nothing logs: the module step warns only out of tree
     try:
+        args = _module_fast_args(argv)
+        if args is None:
+            args = build_parser().parse_args(argv)
+        if args.verbose or args.command != "module":
+            _setup_logging(args.verbose)  # else nothing logs: the module step warns only out of tree
         if args.command != "module":  # the per-module step does not hash kasalias' files (start-up)
             _check_build(args.command)
         return int(args.func(args))
@@ -446,5 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         sys.stderr.write(f"kasalias: error: {e.filename or ''}: {e.strerror}\n")
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # quietly, as a shell does: make reports the interrupted step
         return 130
+    except _Terminated:
+        return 143

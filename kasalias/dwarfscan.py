@@ -543,7 +543,10 @@ class UnitReader:
         while pos < end and levels:
             hop = hops[data[pos]]
             if hop is not None:  # the common case (types), as the code below would pass it
-                pos = pos + 1 + hop if hop >= 0 else u32(data, pos - hop)[0]
+                if hop >= 0:
+                    pos += 1 + hop
+                else:
+                    pos = _forward(pos, u32(data, pos - hop)[0], base)
                 continue
             die = pos
             code = data[pos]
@@ -576,7 +579,7 @@ class UnitReader:
                     if ab.has_children:
                         sib = ab.sibling_read
                         if sib is not None and not (local_statics and tag == TAG_SUBPROGRAM):
-                            pos = sib(data, pos + ab.sibling_at[0])[0]  # type: ignore[index]
+                            pos = _forward(die, sib(data, pos + ab.sibling_at[0])[0], base)  # type: ignore[index]
                             continue
                         fixed = ab.fixed_size
                         pos = pos + fixed if fixed is not None else skip_variable(data, ab, pos)
@@ -599,7 +602,7 @@ class UnitReader:
                     continue
                 sib = ab.sibling_read
                 if sib is not None:
-                    pos = sib(data, pos + ab.sibling_at[0])[0]  # type: ignore[index]
+                    pos = _forward(die, sib(data, pos + ab.sibling_at[0])[0], base)  # type: ignore[index]
                     continue
                 fixed = ab.fixed_size
                 pos = pos + fixed if fixed is not None else skip_variable(data, ab, pos)
@@ -608,6 +611,14 @@ class UnitReader:
             fixed = ab.fixed_size
             pos = pos + fixed if fixed is not None else skip_variable(data, ab, pos)
         return found
+
+
+def _forward(die: int, sibling: int, base: int) -> int:
+    """A DW_AT_sibling target, which must lie after its DIE: a corrupted one pointing at its
+    own DIE or back would make the walk go round for ever."""
+    if sibling <= die:
+        raise KasaliasError(f"bad DWARF: DW_AT_sibling of the DIE at .debug_info+{base + die:#x} points back")
+    return sibling
 
 
 # Line-table header content types (DWARF 5).

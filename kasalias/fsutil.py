@@ -1,6 +1,6 @@
 """Writing outputs atomically: a temp file beside the target, then rename.
 
-Only ``os``: the per-module step imports this once per module, and ``tempfile``
+Only ``os`` and ``stat``: the per-module step imports this once per module, and ``tempfile``
 (with the ``random`` and ``hashlib`` it imports) costs as much start-up time as
 objcopy takes to rewrite a small module (NOTES.md, "start-up").
 """
@@ -8,31 +8,91 @@ objcopy takes to rewrite a small module (NOTES.md, "start-up").
 from __future__ import annotations
 
 import os
+import stat
+
+from kasalias.errors import KasaliasError
 
 TYPE_CHECKING = False  # mypy treats this name as typing.TYPE_CHECKING; typing is not imported
 if TYPE_CHECKING:
-    from typing import Union
+    from typing import BinaryIO, Union
 
     StrPath = Union[str, "os.PathLike[str]"]
 
 
+def open_input(path: StrPath) -> BinaryIO:
+    """``path`` opened for reading, which must be a regular file: a FIFO would block the
+    build (opened without waiting, then refused), a directory or a device is not an input."""
+    path = os.fspath(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise KasaliasError(f"{path}: cannot read: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise KasaliasError(f"{path}: not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def read_input(path: StrPath) -> bytes:
+    with open_input(path) as f:
+        try:
+            return f.read()
+        except OSError as e:
+            raise KasaliasError(f"{os.fspath(path)}: cannot read: {e.strerror}") from None
+
+
+def read_text_input(path: StrPath) -> str:
+    """A text input (modules.order, a Makefile): UTF-8, else an error naming it."""
+    try:
+        return read_input(path).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise KasaliasError(f"{os.fspath(path)}: not UTF-8 text (byte {e.start})") from None
+
+
+def check_output(path: StrPath, *inputs: StrPath | None) -> None:
+    """Refuse an output that is one of the inputs (the same file under any name: it is
+    written by rename, and the input would be gone) or that exists and is not a regular file
+    (renaming onto /dev/null would replace the device)."""
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise KasaliasError(f"{path}: cannot write: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise KasaliasError(f"{path}: exists and is not a regular file; not an output")
+    for i in inputs:
+        if i is None:
+            continue
+        try:
+            other = os.stat(i)
+        except OSError:
+            continue
+        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            raise KasaliasError(f"{path}: is the input {os.fspath(i)}; an output must be another file")
+
+
 def create_temp_beside(path: StrPath) -> tuple[int, str]:
     """A new, empty file in ``path``'s directory (so that renaming it onto ``path`` is
-    atomic), named after ``path`` as ``.NAME.PID.N.tmp``: (open fd, its name)."""
+    atomic), named after ``path`` as ``.NAME.PID.N.tmp`` (NAME cut so that the temporary
+    name stays a valid file name): (open fd, its name)."""
     path = os.fspath(path)
     parent, name = os.path.split(path)
     n = 0
     while True:
-        tmp = os.path.join(parent, f".{name}.{os.getpid()}.{n}.tmp")
+        tmp = os.path.join(parent, f".{name[:200]}.{os.getpid()}.{n}.tmp")
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), tmp
         except FileExistsError:
             n += 1
+        except OSError as e:
+            raise KasaliasError(f"{path}: cannot write: {e.strerror}") from None
 
 
 def copy_file(src: StrPath, fd: int) -> None:
     """Copy ``src``'s bytes into the open file ``fd`` (in the kernel where it can)."""
-    with open(src, "rb") as f:
+    with open_input(src) as f:
         size = os.fstat(f.fileno()).st_size
         offset = 0
         try:
@@ -56,10 +116,10 @@ def write_atomic(path: StrPath, data: bytes, *, only_if_changed: bool = False) -
     """
     if only_if_changed:
         try:
-            with open(path, "rb") as f:
+            with open_input(path) as f:
                 if f.read() == data:
                     return False
-        except OSError:
+        except (OSError, KasaliasError):
             pass
     fd, tmp = create_temp_beside(path)
     try:
@@ -67,14 +127,17 @@ def write_atomic(path: StrPath, data: bytes, *, only_if_changed: bool = False) -
             f.write(data)
         os.chmod(tmp, 0o644)  # not the umask's: outputs are the same from any build
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):  # ENOSPC, EROFS, ...: say which output
+            raise KasaliasError(f"{os.fspath(path)}: cannot write: {e.strerror}") from None
         raise
     return True
 
 
 def write_text_atomic(path: StrPath, text: str, *, only_if_changed: bool = False) -> bool:
-    return write_atomic(path, text.encode(), only_if_changed=only_if_changed)
+    # surrogateescape: bytes that were not UTF-8 where they were read (DWARF strings) go back as they were
+    return write_atomic(path, text.encode("utf-8", "surrogateescape"), only_if_changed=only_if_changed)

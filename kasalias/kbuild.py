@@ -25,13 +25,14 @@ Hook points, for Linux 6.1, 6.12, 7.2 and 7.3 (what differs between series is th
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from kasalias.errors import KasaliasError
-from kasalias.fsutil import write_atomic
+from kasalias.fsutil import create_temp_beside, read_input
 
 BEGIN = "# >>> kasalias"
 END = "# <<< kasalias"
@@ -75,23 +76,28 @@ _SYMS = """\
 		set -- "${1}.aliased" "${2}"
 	fi
 """
-# KASALIAS_PYTHON: the Python that ran 'kasalias kbuild install', unless PYTHON3 is given. The build
-# stops at once (not at the vmlinux link) when it cannot run kasalias or the config lacks what the
-# analysis reads.
+# The build stops at once (not at the vmlinux link) when the config lacks what the analysis reads.
 _TOP = """\
 ifeq ($(KAS_ALIAS),1)
 KBUILD_BUILTIN := y
 modules: vmlinux
-KASALIAS_PYTHON ?= $(if $(filter command line environment,$(origin PYTHON3)),$(PYTHON3),{python})
-export KASALIAS_PYTHON
-ifeq ($(shell $(KASALIAS_PYTHON) -m kasalias --build-id 2>/dev/null),)
-$(error kasalias: '$(KASALIAS_PYTHON) -m kasalias' does not run: give KASALIAS_PYTHON=<a Python with kasalias>)
-endif
 ifndef CONFIG_KALLSYMS
 $(error kasalias: KAS_ALIAS=1 needs CONFIG_KALLSYMS=y)
 endif
 ifndef CONFIG_DEBUG_INFO
 $(error kasalias: KAS_ALIAS=1 needs DWARF: CONFIG_DEBUG_INFO_DWARF5=y (or _DWARF4, _DWARF_TOOLCHAIN_DEFAULT))
+endif
+endif
+"""
+# KASALIAS_PYTHON: the Python that ran 'kasalias kbuild install', unless PYTHON3 is given; set beside
+# PYTHON3, which every build reads (the kernel's and M='s). The build stops at once when it cannot
+# run kasalias.
+_PYTHON = """\
+KASALIAS_PYTHON ?= $(if $(filter command line environment,$(origin PYTHON3)),$(PYTHON3),{python})
+export KASALIAS_PYTHON
+ifeq ($(KAS_ALIAS),1)
+ifeq ($(shell $(KASALIAS_PYTHON) -m kasalias --build-id 2>/dev/null),)
+$(error kasalias: '$(KASALIAS_PYTHON) -m kasalias' does not run: give KASALIAS_PYTHON=<a Python with kasalias>)
 endif
 endif
 """
@@ -175,7 +181,8 @@ def hooks_for(version: tuple[int, int], as_series: tuple[int, int] | None = None
         Hook("scripts/link-vmlinux.sh", "local kallsymopt;", "after", _SYMS),
         Hook("scripts/Makefile.vmlinux", "cmd_link_vmlinux = \\", "before", _LINK_ENV,
              "cmd_link_vmlinux = $(kasalias-link-env)\t\t\t\t\t\t\\\n"),
-        Hook("Makefile", "ifdef CONFIG_DEBUG_INFO_BTF_MODULES", "before", _TOP.format(python=sys.executable)),
+        Hook("Makefile", "ifdef CONFIG_DEBUG_INFO_BTF_MODULES", "before", _TOP),
+        Hook("Makefile", "PYTHON3 = python3", "after", _PYTHON.format(python=sys.executable)),
         Hook("Makefile", "MRPROPER_FILES += include/config include/generated          \\", "before", _MRPROPER),
         Hook("Makefile", "MRPROPER_FILES += include/config include/generated          \\", "before", _CLEAN),
         Hook("scripts/Makefile.modfinal", series.modfinal_anchor, "before",
@@ -186,10 +193,9 @@ def hooks_for(version: tuple[int, int], as_series: tuple[int, int] | None = None
 
 
 def kernel_version(ksrc: Path) -> tuple[int, int]:
-    try:
-        text = (ksrc / "Makefile").read_text()
-    except OSError as e:
-        raise KasaliasError(f"{ksrc}: not a kernel tree (no Makefile: {e.strerror})") from None
+    if not (ksrc / "Makefile").exists():
+        raise KasaliasError(f"{ksrc}: not a kernel tree (no Makefile)")
+    text = _read(ksrc / "Makefile")
     m1 = re.search(r"^VERSION = (\d+)$", text, re.M)
     m2 = re.search(r"^PATCHLEVEL = (\d+)$", text, re.M)
     if not (m1 and m2) or not (ksrc / "scripts" / "link-vmlinux.sh").is_file():
@@ -199,6 +205,11 @@ def kernel_version(ksrc: Path) -> tuple[int, int]:
 
 def _fold(line: str) -> str:
     return " ".join(line.split())
+
+
+def _read(path: Path) -> str:
+    """A Kbuild file, its bytes kept as they are (written back the same way)."""
+    return read_input(path).decode("utf-8", "surrogateescape")
 
 
 def remove_blocks(text: str) -> str:
@@ -266,18 +277,15 @@ def plan(ksrc: Path, install: bool, as_series: tuple[int, int] | None = None) ->
         path = ksrc / name
         if not install and not path.is_file():
             continue
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise KasaliasError(f"{path}: cannot read: {e.strerror}") from None
+        text = _read(path)
         clean = remove_blocks(text)
         new = add_blocks(clean, [h for h in hooks if h.file == name], name) if install else clean
         if new != text:
-            out[path] = new.encode()
+            out[path] = new.encode("utf-8", "surrogateescape")
     extra = ksrc / MAKEFILE_KASALIAS
     if install:
         data = _makefile_kasalias()
-        if not extra.is_file() or extra.read_bytes() != data:
+        if not extra.is_file() or read_input(extra) != data:
             out[extra] = data
     elif extra.exists():
         out[extra] = None
@@ -292,7 +300,7 @@ def _unknown_series(ksrc: Path, version: tuple[int, int]) -> str:
     try:
         hooks = hooks_for(nearest)
         for name in sorted({h.file for h in hooks}):
-            add_blocks(remove_blocks((ksrc / name).read_text()), [h for h in hooks if h.file == name], name)
+            add_blocks(remove_blocks(_read(ksrc / name)), [h for h in hooks if h.file == name], name)
     except KasaliasError as e:
         return f"{msg}; with the hooks of {nearest[0]}.{nearest[1]}: {e}"
     except OSError as e:
@@ -304,11 +312,26 @@ def _unknown_series(ksrc: Path, version: tuple[int, int]) -> str:
 def apply(ksrc: Path, install: bool, as_series: tuple[int, int] | None = None) -> list[str]:
     """Install or remove the hooks; return the files changed (none when already done)."""
     changes = plan(ksrc, install, as_series)
-    for path, data in sorted(changes.items()):
+    # All or nothing: every new file is written beside its target first; only when all are
+    # written do the renames run (a read-only directory fails before any file changed).
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in sorted(changes.items()):
+            if data is not None:
+                fd, tmp = create_temp_beside(path)
+                staged.append((tmp, path))
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+    except BaseException as e:
+        for tmp, _path in staged:
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise KasaliasError(f"{ksrc}: cannot write: {e.strerror}; the tree is unchanged") from None
+        raise
+    for tmp, path in staged:
+        os.replace(tmp, path)
+    for path, data in changes.items():
         if data is None:
             path.unlink()
-        else:
-            mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-            write_atomic(path, data)
-            path.chmod(mode)
     return [str(p.relative_to(ksrc)) for p in sorted(changes)]

@@ -31,7 +31,7 @@ from kasalias.dwarfscan import (F_LINE_STRP, F_STRP, F_STRX, F_STRX1, F_STRX2, F
                                 Abbrev, Entry, LineFiles, Unit, UnitReader, abbrev_table, cstring,
                                 line_table_files, range_list, uint, uleb, units)
 from kasalias.errors import KasaliasError
-from kasalias.fsutil import write_text_atomic
+from kasalias.fsutil import read_input, write_text_atomic
 from kasalias.symbols import PREFIX_TWINS, RENAMED_OBJECT_PREFIXES, ElfImage, Symbol
 
 log = logging.getLogger(__name__)
@@ -621,11 +621,11 @@ class UnitCache:
         self.old: dict[str, dict[str, list[object] | None]] = {}
         self.new: dict[str, dict[str, list[object] | None]] = {}
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_input(path))
             if isinstance(data, dict) and data.get("build") == self.build and data.get("srctree") == self.srctree \
                     and isinstance(data.get("units"), dict):
                 self.old = data["units"]
-        except (OSError, ValueError):
+        except (KasaliasError, ValueError):
             pass  # no cache yet, or an unreadable one: start afresh
 
     def lookup(self, key: str, names: list[str]) -> list[tuple[str, int] | None] | None:
@@ -643,9 +643,14 @@ class UnitCache:
         self.new.setdefault(key, {})[name] = list(decl) if decl else None
 
     def save(self) -> None:
+        """Written after the outputs; a cache that cannot be written is a warning (the next
+        run scans again), not a failed build."""
         text = json.dumps({"build": self.build, "srctree": self.srctree, "units": self.new}, sort_keys=True,
                           separators=(",", ":"))
-        write_text_atomic(self.path, text + "\n", only_if_changed=True)
+        try:
+            write_text_atomic(self.path, text + "\n", only_if_changed=True)
+        except KasaliasError as e:
+            log.warning("%s; the next analysis scans every unit", e)
 
 
 def _text(b: bytes | None) -> str:

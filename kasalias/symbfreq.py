@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 from kasalias.errors import KasaliasError
-from kasalias.fsutil import write_atomic
+from kasalias.fsutil import open_input, read_input, write_atomic
 
 _LLVM_SUFFIX = re.compile(r"\.llvm\.\d+$")
 
@@ -54,10 +54,7 @@ class SymbolFrequency:
 
     @classmethod
     def read(cls, path: Path) -> SymbolFrequency:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise KasaliasError(f"{path}: cannot read: {e.strerror}") from None
+        data = read_input(path)
         counts: Counter[str] = Counter()
         for lineno, line in enumerate(data.splitlines(), 1):
             name, sep, count = line.rpartition(b":")
@@ -71,7 +68,7 @@ def lookup(path: Path, names: Iterable[str]) -> SymbolFrequency:
     """The counts that the frequency file ``path`` holds for ``names`` alone (a name it does
     not hold counts 0), found by binary search in the mapped file."""
     try:
-        with open(path, "rb") as f:
+        with open_input(path) as f:
             size = os.fstat(f.fileno()).st_size
             if size == 0:
                 return SymbolFrequency()

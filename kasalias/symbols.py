@@ -18,6 +18,7 @@ import struct
 from operator import itemgetter
 
 from kasalias.errors import KasaliasError
+from kasalias.fsutil import open_input
 
 # The per-module step imports this module once per module: typing, dataclasses
 # and pathlib (with the re they import) would double its start-up (NOTES.md,
@@ -60,6 +61,13 @@ STT_GNU_IFUNC = 10
 SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
 SHT_NOBITS = 8
+ET_REL, ET_EXEC = 1, 2
+MACHINES = {62: "x86_64", 183: "arm64"}  # e_machine: EM_X86_64, EM_AARCH64
+_MAX_ALIGN = 1 << 32  # far above any kernel section's (a page, 2 MiB for some data)
+_MAX_NOBITS = 1 << 40  # a .bss larger than this is a corrupted header, not a kernel
+# Bytes a symbol name may hold (besides NUL, the terminator): kallsyms and the files kasalias
+# writes (tab- and line-separated) cannot carry control bytes.
+_NAME_BYTES = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
 # x86 call padding (__pfx_, 6.2+) and kCFI (__cfi_) put a twin before a function; objtool appends
 # the local twins after the last object's locals, outside their function's STT_FILE group.
 PREFIX_TWINS = ("__pfx_", "__cfi_")
@@ -154,9 +162,9 @@ _BITCODE_MAGIC = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
 
 def is_llvm_bitcode(path: str | os.PathLike[str]) -> bool:
     try:
-        with open(path, "rb") as f:
+        with open_input(path) as f:
             return f.read(4) in _BITCODE_MAGIC
-    except OSError:
+    except (OSError, KasaliasError):
         return False
 
 
@@ -165,10 +173,7 @@ class ElfImage:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        try:
-            self._file: BinaryIO = open(self.path, "rb")
-        except OSError as e:
-            raise KasaliasError(f"{path}: cannot open: {e.strerror}") from None
+        self._file: BinaryIO = open_input(self.path)
         try:
             self.sections, self.is_relocatable = self._read_headers()
         except KasaliasError:
@@ -196,12 +201,20 @@ class ElfImage:
             raise KasaliasError(f"{path}: not a readable ELF file (truncated header)")
         if ident[4] != 2 or ident[5] != 1:
             raise KasaliasError(f"{path}: only 64-bit little-endian ELF is supported")
-        (e_type, _machine, _version, _entry, _phoff, shoff, _flags, _ehsize, _phentsize, _phnum,
+        (e_type, machine, _version, _entry, _phoff, shoff, _flags, _ehsize, _phentsize, _phnum,
          shentsize, shnum, shstrndx) = _EHDR.unpack_from(ident, 16)
+        if machine not in MACHINES:
+            raise KasaliasError(f"{path}: ELF machine {machine} is not one kasalias knows "
+                                f"({', '.join(MACHINES.values())})")
+        if e_type not in (ET_REL, ET_EXEC):
+            raise KasaliasError(f"{path}: ELF type {e_type} is neither a relocatable object nor an executable")
         if shoff == 0:
             raise KasaliasError(f"{path}: no section headers")
         if shentsize != _SHDR.size:
             raise KasaliasError(f"{path}: not a readable ELF file (section header size {shentsize})")
+        file_size = os.fstat(f.fileno()).st_size
+        if shoff + _SHDR.size > file_size:
+            raise KasaliasError(f"{path}: truncated file (section headers)")
         f.seek(shoff)
         first = f.read(_SHDR.size)
         if len(first) < _SHDR.size:
@@ -211,10 +224,18 @@ class ElfImage:
             shnum = h0[5]  # more than 0xff00 sections: the count is in section 0's sh_size
         if shstrndx == SHN_XINDEX:
             shstrndx = h0[6]
+        if shoff + _SHDR.size * shnum > file_size:
+            raise KasaliasError(f"{path}: truncated file (section headers)")
         table = first + f.read(_SHDR.size * (shnum - 1))
         if len(table) < _SHDR.size * shnum:
             raise KasaliasError(f"{path}: truncated file (section headers)")
         raw = [_SHDR.unpack_from(table, i * _SHDR.size) for i in range(shnum)]
+        for i, (_n, stype, _fl, _a, offset, size, _l, _i, align, _e) in enumerate(raw):
+            # Every offset and size checked once here: what reads a section can trust them.
+            if i and stype != SHT_NOBITS and offset + size > file_size:
+                raise KasaliasError(f"{path}: section {i} lies outside the file (truncated or corrupted)")
+            if align & (align - 1) or align > _MAX_ALIGN or (stype == SHT_NOBITS and size > _MAX_NOBITS):
+                raise KasaliasError(f"{path}: section {i} has a corrupted header (alignment {align}, size {size})")
         if shstrndx >= shnum:
             raise KasaliasError(f"{path}: not a readable ELF file (bad section name table index)")
         _n, _t, _fl, _a, stroff, strsize, *_rest = raw[shstrndx]
@@ -225,10 +246,12 @@ class ElfImage:
         sections = []
         for i, (name, stype, flags, addr, offset, size, link, info, align, entsize) in enumerate(raw):
             end = names.find(b"\0", name)
+            if end < 0:
+                raise KasaliasError(f"{path}: section {i} has no name in the section name table")
             sections.append(Section(i, names[name:end].decode("utf-8", "surrogateescape"), stype, flags, addr,
                                     offset, size, entsize, link, info, align, name))
         self.header = ident
-        return sections, e_type == 1
+        return sections, e_type == ET_REL
 
     @property
     def elf(self) -> object:
@@ -363,6 +386,13 @@ class ElfImage:
         data = self.section_data(symtab)
         if symtab.entsize != 24 or len(data) % 24:
             raise KasaliasError(f"{self.path}: malformed .symtab")
+        if strtab.translate(None, _NAME_BYTES).strip(b"\0"):
+            raise KasaliasError(f"{self.path}: a symbol name holds a control byte (corrupted string table)")
+        if not strtab.isascii():
+            try:
+                strtab.decode("utf-8")
+            except UnicodeDecodeError:
+                raise KasaliasError(f"{self.path}: a symbol name is not UTF-8 (corrupted string table)") from None
         letters = [section_letter(s) for s in self.sections]
         nsec = len(self.sections)
         xindex = self._extended_indices(symtab)

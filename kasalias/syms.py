@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kasalias.aliastable import VMLINUX, AliasTable
 from kasalias.errors import KasaliasError
-from kasalias.fsutil import write_atomic
+from kasalias.fsutil import read_input, write_atomic
 from kasalias.symbols import ElfImage
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,7 @@ def aliases_by_address(image: Path, table: AliasTable) -> dict[tuple[int, str], 
 
 def add_aliases(syms_in: Path, image: Path, table: AliasTable, syms_out: Path) -> int:
     """Write ``syms_out``: ``syms_in`` with alias lines; return how many were added."""
-    try:
-        data = syms_in.read_bytes()
-    except OSError as e:
-        raise KasaliasError(f"{syms_in}: cannot read: {e.strerror}") from None
+    data = read_input(syms_in)
     # name -> address -> aliases still to place (an address can hold two copies of a name)
     wanted: dict[bytes, dict[int, list[str]]] = defaultdict(dict)
     for (addr, name), aliases in aliases_by_address(image, table).items():

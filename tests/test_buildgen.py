@@ -80,9 +80,12 @@ def test_dependency_files() -> None:
 def test_ninja_escape() -> None:
     assert ninja_escape(ODD) == "drivers/odd$ dir/$$x$:y/hello.o"
     assert ninja_escape("echo $x: y", path=False) == "echo $$x: y"
-    for bad in ("a\nb", "a\rb"):
-        with pytest.raises(KasaliasError, match="newline"):
+    for bad in ("a\nb", "a\rb", "a\x1bb"):
+        with pytest.raises(KasaliasError, match="newline or another control byte"):
             ninja_escape(bad)
+    with pytest.raises(KasaliasError, match="'|' cannot be written"):
+        ninja_escape("drivers/a|b/x.o")
+    assert ninja_escape("echo a | b", path=False) == "echo a | b"  # in a command it is the shell's
 
 
 def test_newline_refused(objtree: Path) -> None:
