@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import NoReturn, Sequence
 
+    from kasalias.index import Index, Kernel
     from kasalias.kallsyms_rules import VmlinuxRules
     from kasalias.policy import Policy
     from kasalias.srcloc import PathMapper
@@ -153,6 +154,64 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.output:
         from kasalias.fsutil import write_text_atomic
 
+        write_text_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from kasalias.analysis import analyze, load_images
+    from kasalias.fsutil import check_output
+    from kasalias.index import make_index
+
+    modules = _module_list(args)
+    check_output(args.output, args.vmlinux, *modules)
+    images = load_images(args.vmlinux, modules, _rules(args))
+    result = analyze(images, _paths_mapper(args), _policy(args), collect=True)
+    for p in result.problems:
+        _log().warning("%s", p)
+    index = make_index(result, args.vmlinux, modules)
+    index.write(args.output)
+    _log().info("%s: %d aliases of %d images", args.output, len(index.entries), len(index.build_ids))
+    return 0
+
+
+def _kernel(args: argparse.Namespace) -> tuple[Index, Kernel]:
+    from kasalias.index import Index, Kernel
+
+    if args.build_id is not None and args.kallsyms is None:
+        raise KasaliasError("--build-id goes with --kallsyms (a saved copy of another system's kallsyms)")
+    modules = dict(m.split("=", 1) for m in args.module_build_id or ())
+    return Index.read(args.index), Kernel(args.kallsyms, args.build_id, modules)
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    from kasalias.index import entries_for
+
+    index, kernel = _kernel(args)
+    resolved = kernel.resolve(index, entries_for(index, args.alias))
+    for r in resolved:
+        e = r.entry
+        where = "" if e.image == "vmlinux" else f"[{e.image}]"
+        address = f"{r.address:016x}" if r.address is not None else "-" * 16
+        sys.stdout.write(f"{address} {e.alias} {where or '[vmlinux]'} {e.symbol} sympos={e.sympos} {e.decl}"
+                         f"{'  (' + r.missing + ')' if r.missing else ''}\n")
+    missing = [r for r in resolved if r.address is None]
+    if missing:
+        raise KasaliasError(f"{len(missing)} of {len(resolved)} aliases not resolved: {missing[0].missing}")
+    return 0
+
+
+def cmd_kallsyms(args: argparse.Namespace) -> int:
+    from kasalias.index import with_aliases
+
+    index, kernel = _kernel(args)
+    text = with_aliases(kernel, kernel.resolve(index, index.entries))
+    if args.output:
+        from kasalias.fsutil import check_output, write_text_atomic
+
+        check_output(args.output, args.index, args.kallsyms)
         write_text_atomic(args.output, text)
     else:
         sys.stdout.write(text)
@@ -365,6 +424,31 @@ def build_parser() -> argparse.ArgumentParser:
                    "does not cover (JSON always has them)")
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("index", help="a distribution kernel's debug vmlinux and modules -> the index that "
+                       "'lookup' and 'kallsyms' resolve on the running kernel (no rebuild)")
+    p.add_argument("--vmlinux", type=Path, required=True, help="vmlinux with DWARF (e.g. from a -dbg package)")
+    p.add_argument("--modules-dir", type=Path, help="a directory searched for *.ko files")
+    _common_tree_args(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="the index file")
+    p.set_defaults(func=cmd_index)
+
+    for name, text in (("lookup", "resolve aliases on the running kernel (or a saved /proc/kallsyms): address, "
+                                  "module, symbol, livepatch sympos, source"),
+                       ("kallsyms", "/proc/kallsyms of the running kernel (or a saved copy) with a line for each "
+                                    "alias after its original's")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--index", type=Path, required=True, help="the file 'kasalias index' wrote")
+        p.add_argument("--kallsyms", type=Path, help="a saved /proc/kallsyms (default: the running kernel's)")
+        p.add_argument("--build-id", help="with --kallsyms: the build ID of that kernel (/sys/kernel/notes)")
+        p.add_argument("--module-build-id", action="append", metavar="MODULE=HEX",
+                       help="with --kallsyms: a module's build ID (/sys/module/M/notes/.note.gnu.build-id)")
+        if name == "lookup":
+            p.add_argument("alias", nargs="+", help="an alias, e.g. name_show@drivers_base_core_c_123")
+            p.set_defaults(func=cmd_lookup)
+        else:
+            p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+            p.set_defaults(func=cmd_kallsyms)
 
     p = sub.add_parser("module", help="X.ko -> a NEW X.ko.aliased with alias symbols (X.ko is not modified)")
     p.add_argument("--aliases", required=True, help="modules.symalias from 'kasalias analyze'")

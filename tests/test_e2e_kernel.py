@@ -267,3 +267,34 @@ def test_build_without_kasalias_stops_at_once(guest: Guest, tmp_path: Path) -> N
     assert proc.returncode != 0
     assert f"kasalias: '{bare} -m kasalias' does not run: give KASALIAS_PYTHON=" in proc.stderr, proc.stderr
     assert vmlinux.stat().st_mtime_ns == mtime
+
+
+def test_index_of_the_unaliased_build_resolves_to_the_same_aliases(guest: Guest, tmp_path: Path) -> None:
+    """'kasalias index' over the build's vmlinux and (unaliased) modules, resolved with
+    'kasalias lookup' on the booted guest's /proc/kallsyms: every alias lands where the hooked
+    kernel has that same alias, after the same-named original (a distribution kernel gets the
+    aliases a KAS_ALIAS=1 build gives, without the rebuild)."""
+    obj = guest.obj
+    modules = [obj / line.replace(".o", ".ko") for line in (obj / "modules.order").read_text().split()]
+    index = tmp_path / "kernel.index"
+    run_kasalias("index", "--vmlinux", obj / "vmlinux", *[a for m in modules for a in ("--module", m)],
+                 "--kernel-version", guest.variant.series, "-o", index)
+    lines = guest.kallsyms("modules")
+    dump = tmp_path / "kallsyms"
+    dump.write_text("".join(f"{l.addr:016x} {l.type} {l.name}" + (f"\t[{l.module}]" if l.module else "") + "\n"
+                            for l in lines))
+    from kasalias.index import Index
+
+    entries = Index.read(index).entries
+    assert len(entries) > 100 and {e.image for e in entries} >= {"vmlinux", "minix"}
+    out = run_kasalias("lookup", "--index", index, "--kallsyms", dump, *(e.alias for e in entries)).stdout
+    in_guest = {(l.name, l.module): l.addr for l in lines if "@" in l.name}
+    resolved = [line.split() for line in out.splitlines()]
+    assert len(resolved) == len(entries)
+    for address, alias, image, symbol, sympos, _decl in resolved:
+        module = image.strip("[]").replace("vmlinux", "")
+        assert in_guest[(alias, module)] == int(address, 16), (alias, address)
+    # a saved kallsyms of another kernel (another build ID) is refused
+    bad = run_kasalias("lookup", "--index", index, "--kallsyms", dump, "--build-id", "00" * 20, entries[0].alias,
+                       check=False)
+    assert bad.returncode == 1 and "a debug package of another kernel" in bad.stderr
