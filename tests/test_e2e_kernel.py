@@ -85,14 +85,23 @@ class Variant:
         return "arch/arm64/boot/Image" if self.arch == "arm64" else "arch/x86/boot/bzImage"
 
     def env(self) -> dict[str, str]:
-        return dict(os.environ, JOBS=os.environ.get("JOBS", "2"), ARCH=self.arch)
+        env = dict(os.environ, JOBS=os.environ.get("JOBS", "2"), ARCH=self.arch)
+        if self.llvm:  # kernel.config plus ThinLTO and BTF, as one fragment
+            frag = CACHE / "build" / f"e2e-{self.id}.config"
+            frag.parent.mkdir(parents=True, exist_ok=True)
+            text = (E2E / "kernel.config").read_text() + (E2E / "kernel-llvm.config").read_text()
+            if not frag.is_file() or frag.read_text() != text:
+                frag.write_text(text)
+            env["KERNEL_CONFIG_FRAGMENT"] = str(frag)
+        return env
 
     def make_args(self) -> list[str]:
         return [f"PYTHON3={sys.executable}", *(["LLVM=1"] if self.llvm else [])]
 
 
 # What CI boots (tests/e2e/README.md); KASALIAS_E2E=6.12,7.3 picks some by id.
-VARIANTS = [Variant("6.12"), Variant("6.1"), Variant("7.3"), Variant("6.12", "arm64")]
+# 7.3 with LLVM needs clang 17 or newer; Debian 12 has 14: ThinLTO is shown on 6.12.
+VARIANTS = [Variant("6.12"), Variant("6.1"), Variant("7.3"), Variant("6.12", "arm64"), Variant("6.12", llvm=True)]
 
 
 def selected_variants() -> list[Variant]:
