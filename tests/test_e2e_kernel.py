@@ -86,10 +86,14 @@ class Variant:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ, JOBS=os.environ.get("JOBS", "2"), ARCH=self.arch)
-        if self.llvm:  # kernel.config plus ThinLTO and BTF, as one fragment
+        if self.llvm:  # kernel.config with kernel-llvm.config's options over it, as one fragment
             frag = CACHE / "build" / f"e2e-{self.id}.config"
             frag.parent.mkdir(parents=True, exist_ok=True)
-            text = (E2E / "kernel.config").read_text() + (E2E / "kernel-llvm.config").read_text()
+            over = (E2E / "kernel-llvm.config").read_text()
+            symbol = re.compile(r"^(?:# )?(CONFIG_\w+)[= ]")
+            ours = {m.group(1) for m in map(symbol.match, over.splitlines()) if m}
+            text = "".join(line + "\n" for line in (E2E / "kernel.config").read_text().splitlines()
+                           if not ((m := symbol.match(line)) and m.group(1) in ours)) + over
             if not frag.is_file() or frag.read_text() != text:
                 frag.write_text(text)
             env["KERNEL_CONFIG_FRAGMENT"] = str(frag)

@@ -152,4 +152,6 @@ def test_kprobes_on_resolved_aliases_fire_on_that_copy(stock: dict[str, Path]) -
     assert all(verdict[k] == "accepted" for k in chosen), kp
     assert verdict["bare_type_show"] == verdict["bare_metadata_show"] == "rejected", kp
     hits = {f[1].split("/")[-1]: int(f[2]) for f in (l.split() for l in log.splitlines() if l.startswith("E2E-HITS "))}
-    assert (hits["vhit"], hits["vmiss"], hits["mhit"], hits["mmiss"]) == (3, 0, 3, 0), hits
+    # 3 reads of lo/type: 3 calls; md's sysfs show runs more than once per read of a file, as
+    # many times each read: a multiple of 3. The other copies: none.
+    assert (hits["vhit"], hits["vmiss"], hits["mmiss"]) == (3, 0, 0) and hits["mhit"] % 3 == 0 < hits["mhit"], hits
