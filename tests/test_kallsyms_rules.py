@@ -39,6 +39,7 @@ from kasalias.kallsyms_rules import (
 )
 
 CACHE = Path(os.environ.get("KASALIAS_CACHE", "/var/cache/kasalias"))
+ROOT = Path(__file__).resolve().parent.parent
 
 R61 = builtin_rules((6, 1))
 R612 = builtin_rules((6, 12))
@@ -532,8 +533,10 @@ def _source_tree(version: str, tmp_factory: pytest.TempPathFactory) -> Path:
     if all((full / f).is_file() for f in _TREE_FILES[:3]):
         return full
     debs = sorted(glob.glob(str(CACHE / "debs" / f"{pkg}_*_all.deb")))
-    if not debs:
-        pytest.skip(f"no {pkg} .deb in {CACHE / 'debs'} (apt-get download {pkg})")
+    if not debs:  # a first run: fetched (and unpacked) as the end-to-end tests would
+        out = subprocess.run([str(ROOT / "tools" / "fetch-linux-source"), version], check=True,
+                             capture_output=True, text=True).stdout
+        return Path(out.split()[-1])
     for tool in ("dpkg-deb", "tar", "xz"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
@@ -562,8 +565,10 @@ def dbg_vmlinux() -> Path:
     hits = sorted(
         glob.glob(str(CACHE / "dbg" / "linux-image-6.12.*-dbg_*" / "usr/lib/debug/boot/vmlinux-*"))
     )
-    if not hits:
-        pytest.skip(f"no Debian 6.12 debug vmlinux under {CACHE / 'dbg'} (tools/fetch-debian-dbg)")
+    if not hits:  # a first run: the debug package test_realkernel.py uses, fetched now
+        out = subprocess.run([str(ROOT / "tools" / "fetch-debian-dbg")], check=True, capture_output=True,
+                             text=True).stdout
+        hits = [line.split("=", 1)[1] for line in out.splitlines() if line.startswith("vmlinux=")]
     if shutil.which("nm") is None:
         pytest.skip("nm not installed")
     return Path(hits[-1])
