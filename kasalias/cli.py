@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         kw.setdefault("description", kw["help"][0].upper() + kw["help"][1:] + ".")  # the --help page's line
         return add_parser(name, **kw)
 
-    sub.add_parser = add_command  # type: ignore[method-assign]
+    sub.add_parser = add_command  # type: ignore[method-assign,assignment]
 
     p = sub.add_parser("analyze", help="vmlinux + modules -> modules.symbfreq and the alias table")
     p.add_argument("--vmlinux", type=Path, required=True, help="vmlinux.o or vmlinux, with DWARF")
