@@ -125,6 +125,13 @@ def test_every_alias_resolves_to_its_original(stock: dict[str, Path], first_boot
         order = sorted(copies) if e.image == "vmlinux" else copies
         assert address in copies, e
         assert order.index(address) + 1 == e.sympos, e
+    # the same index again, written into another directory: the same bytes
+    other = stock["dir"] / "another-directory" / "kernel.index"
+    other.parent.mkdir()
+    dbg = dict(line.split("=", 1) for line in sh(ROOT / "tools" / "fetch-debian-dbg").splitlines() if "=" in line)
+    run_kasalias("index", "--vmlinux", dbg["vmlinux"], "--modules-dir", dbg["modules"], "--kernel-version", "6.12",
+                 "-o", other)
+    assert other.read_bytes() == stock["index"].read_bytes()
     # a debug package of another kernel: refused
     wrong = ["--build-id", "0" * 40, *opts[2:]]
     proc = run_kasalias("lookup", "--index", stock["index"], "--kallsyms", kallsyms, *wrong, entries[0].alias,
