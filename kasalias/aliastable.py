@@ -112,10 +112,14 @@ class AliasTable:
         # aliases() reads every alias from it only if asked (out-of-tree modules)
         self._path, self._data = path, data
 
-    def by_key(self, image: str, symbols: list[Symbol], files: list[str]) -> list[tuple[AliasRow, Symbol | None]]:
+    def by_key(self, image: str, symbols: list[Symbol], files: list[str],
+               hidden: frozenset[int] = frozenset()) -> list[tuple[AliasRow, Symbol | None]]:
         """The image's rows, each with its symbol among ``symbols`` (None: not there). A name
         that occurs once is found by name too: a final link turns ThinLTO's promoted globals
-        (name.llvm.<hash>) back into locals, which moves them into a file group."""
+        (name.llvm.<hash>) back into locals, which moves them into a file group. A row of a
+        global that the link made local (``hidden``: the indices of STV_HIDDEN symbols; the
+        linker puts them in some file group, not their object's) takes the one hidden local of
+        its name that no other row's key names."""
         rows = self.for_image(image)
         names = {r.symbol for r in rows}
         keys = symbol_keys([s for s in symbols if s.name in names], files)
@@ -127,15 +131,13 @@ class AliasTable:
                 counts[s.name] = counts.get(s.name, 0) + 1
         by_name = {s.name: s for s in by_key.values() if counts[s.name] == 1}
         out = [(r, by_key.get(r.key) or by_name.get(r.symbol)) for r in rows]
-        if any(sym is None for _r, sym in out):
-            # A promoted global that the final link made local again, beside a local of the same
-            # name: the copy whose STT_FILE group is the file of the row's compilation unit.
-            by_file: dict[tuple[str, str], list[Symbol]] = {}
+        if hidden and any(sym is None and r.file == "" for r, sym in out):
+            claimed = {sym.index for _r, sym in out if sym is not None}
+            demoted: dict[str, list[Symbol]] = {}
             for s in by_key.values():
-                if 0 <= s.group < len(files):
-                    by_file.setdefault((s.name, files[s.group]), []).append(s)
-            out = [(r, sym if sym is not None else _only(by_file.get((r.symbol, r.cu.rpartition("/")[2]), [])))
-                   for r, sym in out]
+                if s.index in hidden and s.index not in claimed and s.group >= 0:
+                    demoted.setdefault(s.name, []).append(s)
+            out = [(r, sym if sym is not None or r.file else _only(demoted.get(r.symbol, []))) for r, sym in out]
         return out
 
     def for_image(self, image: str) -> list[AliasRow]:

@@ -56,6 +56,7 @@ else:
         setattr(_SymbolFields, _field, property(itemgetter(_i)))
 
 STB_LOCAL, STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE = 0, 1, 2, 10
+STV_HIDDEN = 2
 STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE, STT_COMMON, STT_TLS = 0, 1, 2, 3, 4, 5, 6
 STT_GNU_IFUNC = 10
 SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
@@ -438,6 +439,12 @@ class ElfImage:
             if s.type == 18 and s.link == symtab.index:
                 return tuple(v for (v,) in struct.iter_unpack("<I", self.section_data(s)))
         return None
+
+    def hidden_symbols(self) -> frozenset[int]:
+        """The indices of the STV_HIDDEN symbols (st_other's low bits 2): in an executable the
+        linker has made them local, ThinLTO's promoted globals among them."""
+        others = self.section_data(self.symtab)[5::24]
+        return frozenset(i for i, v in enumerate(others) if v & 3 == STV_HIDDEN)
 
     def file_groups(self) -> list[str]:
         """Basenames of the STT_FILE symbols, in symtab order (index = Symbol.group)."""

@@ -29,7 +29,7 @@ def aliases_by_address(image: Path, table: AliasTable) -> dict[tuple[int, str], 
     if not table.for_image(VMLINUX):
         return out
     with ElfImage(image) as img:
-        pairs = table.by_key(VMLINUX, img.symbols, img.file_groups())
+        pairs = table.by_key(VMLINUX, img.symbols, img.file_groups(), img.hidden_symbols())
         missing = [r for r, sym in pairs if sym is None]
         # A symbol the final link discards has no entry to alias; most of them missing means
         # that the table was made from another image.

@@ -6,13 +6,15 @@ TRACE=/sys/kernel/tracing
 MODDIR=/lib/modules/$(uname -r)
 
 # The kallsyms lines of every name that occurs twice or more, of every alias,
-# of every name that has an alias, and _text, in /proc/kallsyms order.
+# of every name that has an alias (ThinLTO's name.llvm.<hash> included), and _text,
+# in /proc/kallsyms order.
 dump() {
 	echo "E2E-KALLSYMS-BEGIN $1"
 	awk '{ line[NR] = $0; name[NR] = $3; n[$3]++
 	       if ((i = index($3, "@")) > 0) base[substr($3, 1, i - 1)] = 1 }
-	     END { for (k = 1; k <= NR; k++) { s = name[k]
-	           if (n[s] > 1 || index(s, "@") || (s in base) || s == "_text") print "E2E-K " line[k] } }' /proc/kallsyms
+	     END { for (k = 1; k <= NR; k++) { s = name[k]; c = s; sub(/\.llvm\..*/, "", c)
+	           if (n[s] > 1 || index(s, "@") || (s in base) || (c in base) || s == "_text")
+	               print "E2E-K " line[k] } }' /proc/kallsyms
 	echo "E2E-KALLSYMS-END $1"
 }
 
