@@ -205,6 +205,9 @@ def test_modules_load_and_show_aliases(guest: Guest) -> None:
     check_aliases(lines)
     minix = [l for l in lines if l.module == "minix" and "@" in l.name]
     for fn in ("get_block", "get_branch", "free_branches"):
+        copies = [l for l in lines if l.module == "minix" and "@" not in l.name and l.name.split(".llvm.")[0] == fn]
+        if fn != "get_block" and not copies:
+            continue  # inlined everywhere (Clang ThinLTO inlines get_branch)
         got = [l for l in minix if l.base == fn]
         assert len(got) == 2 and len({l.addr for l in got}) == 2, (fn, got)
     for module in ("kobject_example", "kset_example", "hello"):
