@@ -268,6 +268,41 @@ def test_toggling_kas_alias_relinks_only_vmlinux(guest: Guest) -> None:
     assert "KASALIAS" not in noop and not re.search(r"^\s+LD\s+vmlinux$", noop, re.M)
 
 
+def test_another_kasalias_relinks_and_reruns_every_step(guest: Guest, tmp_path: Path) -> None:
+    """After a change to kasalias' code, 'make KAS_ALIAS=1' relinks vmlinux and runs every
+    module step again, its outputs are what the changed kasalias makes of the same inputs, and
+    the next build does nothing (then the build directory goes back to this kasalias)."""
+    if guest.variant != Variant("6.12"):
+        pytest.skip("one kernel is enough for this (6.12 x86_64)")
+    src, build, env, obj = hooked_tree("6.12"), E2E / "build-kernel", guest.variant.env(), guest.obj
+    kas = tmp_path / "kas"
+    for d in ("kasalias", "templates", "kbuild"):
+        shutil.copytree(ROOT / d, kas / d, ignore=shutil.ignore_patterns("__pycache__"))
+    (kas / "kasalias" / "naming.py").write_text((kas / "kasalias" / "naming.py").read_text() + "\n# changed\n")
+    python = kas / "python3"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={kas} exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    try:
+        sh(build, src, obj, "KAS_ALIAS=1", f"PYTHON3={sys.executable}", env=env)  # settled
+        out = sh(build, src, obj, "KAS_ALIAS=1", f"PYTHON3={python}", env=env)
+        assert re.search(r"^\s+LD\s+vmlinux$", out, re.M), out
+        steps = set(re.findall(r"^\s+KASALIAS\s+(\S+)$", out, re.M))
+        modules = [m.replace(".o", ".ko") for m in (obj / "modules.order").read_text().split()]
+        assert {"modules.symalias", *(f"{m}.aliased" for m in modules)} <= steps, steps
+        # what the changed kasalias makes of the same inputs, run by hand
+        sh(python, "-m", "kasalias", "analyze", "--vmlinux", obj / "vmlinux.o", "--objtree", obj, "--srctree", src,
+           "--modules-order", obj / "modules.order", "-o", tmp_path)
+        for name in ("modules.symalias", "modules.symbfreq"):
+            assert (tmp_path / name).read_bytes() == (obj / name).read_bytes(), name
+        for m in modules:
+            sh(python, "-m", "kasalias", "module", "--aliases", obj / "modules.symalias", obj / m, tmp_path / "x.ko")
+            assert (tmp_path / "x.ko").read_bytes() == (obj / f"{m}.aliased").read_bytes(), m
+        again = sh(build, src, obj, "KAS_ALIAS=1", f"PYTHON3={python}", env=env)
+        assert "KASALIAS" not in again and not re.search(r"^\s+LD\s+vmlinux$", again, re.M), again
+    finally:
+        sh(build, src, obj, "KAS_ALIAS=1", f"PYTHON3={sys.executable}", env=env)
+
+
 def test_build_without_kasalias_stops_at_once(guest: Guest, tmp_path: Path) -> None:
     """A KAS_ALIAS=1 build whose Python cannot run kasalias stops while make reads the
     Makefile, with one line saying so, before anything is compiled or linked."""
