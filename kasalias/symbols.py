@@ -62,7 +62,7 @@ STT_GNU_IFUNC = 10
 SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
 SHT_NOBITS = 8
-ET_REL, ET_EXEC = 1, 2
+ET_REL, ET_EXEC, ET_DYN = 1, 2, 3
 MACHINES = {62: "x86_64", 183: "arm64"}  # e_machine: EM_X86_64, EM_AARCH64
 _MAX_ALIGN = 1 << 32  # far above any kernel section's (a page, 2 MiB for some data)
 _MAX_NOBITS = 1 << 40  # a .bss larger than this is a corrupted header, not a kernel
@@ -207,7 +207,7 @@ class ElfImage:
         if machine not in MACHINES:
             raise KasaliasError(f"{path}: ELF machine {machine} is not one kasalias knows "
                                 f"({', '.join(MACHINES.values())})")
-        if e_type not in (ET_REL, ET_EXEC):
+        if e_type not in (ET_REL, ET_EXEC, ET_DYN):  # arm64 links vmlinux as a PIE (ET_DYN)
             raise KasaliasError(f"{path}: ELF type {e_type} is neither a relocatable object nor an executable")
         if shoff == 0:
             raise KasaliasError(f"{path}: no section headers")

@@ -563,7 +563,7 @@ def tree_6_12(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def dbg_vmlinux() -> Path:
     hits = sorted(
-        glob.glob(str(CACHE / "dbg" / "linux-image-6.12.*-dbg_*" / "usr/lib/debug/boot/vmlinux-*"))
+        glob.glob(str(CACHE / "dbg" / "linux-image-6.12.*-amd64-dbg_*" / "usr/lib/debug/boot/vmlinux-*"))
     )
     if not hits:  # a first run: the debug package test_realkernel.py uses, fetched now
         out = subprocess.run([str(ROOT / "tools" / "fetch-debian-dbg")], check=True, capture_output=True,

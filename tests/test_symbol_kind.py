@@ -47,3 +47,14 @@ def test_object_in_executable_section_is_data(wax_object: Path) -> None:
     data = _copies(wax_object, "--data")
     # found as variables in DWARF; the report keeps the letter the kernel prints
     assert sorted((c["alias"], c["type"]) for c in data["algs"]) == [("algs@a_c_1", "t"), ("algs@b_c_1", "t")]
+
+
+def test_position_independent_vmlinux(tmp_path: Path) -> None:
+    """arm64 links vmlinux as a PIE (ET_DYN): read like an executable."""
+    for n, unit in enumerate("ab"):
+        (tmp_path / f"{unit}.c").write_text(SOURCE % (n, unit))
+        subprocess.run(["gcc", "-O2", "-g", "-fPIE", "-c", f"{unit}.c"], check=True, cwd=tmp_path)
+    subprocess.run(["ld", "-pie", "-e", "a_entry", "-o", "vmlinux", "a.o", "b.o"], check=True, cwd=tmp_path)
+    assert (tmp_path / "vmlinux").read_bytes()[16] == 3  # e_type ET_DYN
+    text = _copies(tmp_path / "vmlinux")
+    assert sorted(c["alias"] for c in text["name_show"]) == ["name_show@a_c_2", "name_show@b_c_2"]
