@@ -52,10 +52,17 @@ def _keys_of_names(symbols: list[Symbol], names: set[str], files: list[str]) -> 
     return symbol_keys([s for s in symbols if s.name in names], files)
 
 
+def _usable(name: str) -> bool:
+    """Whether kasalias can count and alias a name: kallsyms, modules.symbfreq and the alias
+    table carry no control bytes (GNU as makes arm64 local labels like '.L14472\\x021') and no
+    bytes that are not UTF-8 (a corrupted string table); such names are left out."""
+    return name.isprintable()
+
+
 def load_vmlinux(path: Path, rules: VmlinuxRules) -> LoadedImage:
     with ElfImage(path) as img:
         keeps = rules.keeps
-        visible = [s for s in img.symbols if s.name and keeps(s.name, s.letter)]
+        visible = [s for s in img.symbols if s.name and keeps(s.name, s.letter) and _usable(s.name)]
         return LoadedImage(VMLINUX, path, visible, {}, img.symbols, img.file_groups())
 
 
@@ -66,7 +73,7 @@ def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
         secs, n = img.sections, len(img.sections)
         visible = [s for s in img.symbols
                    if s.shndx < n and module_keeps(s.name, s.type, s.shndx, secs[s.shndx].name,
-                                                   secs[s.shndx].flags, n, kallsyms_all)]
+                                                   secs[s.shndx].flags, n, kallsyms_all) and _usable(s.name)]
         keys = _keys_of_names(img.symbols, {s.name for s in visible}, img.file_groups())
         return LoadedImage(module_name(path), path, visible, keys)
 

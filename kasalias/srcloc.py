@@ -40,6 +40,7 @@ SHF_COMPRESSED = 0x800
 SHT_RELA = 4
 _DEBUG_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line", ".debug_line_str",
                    ".debug_aranges", ".debug_addr", ".debug_str_offsets", ".debug_ranges", ".debug_rnglists")
+_ENTRY_NOPS = (0, 8)  # bytes of patchable-function-entry NOPs before a function's DWARF range
 _SEARCH_BETWEEN_UNITS = 512  # units between a global variable's neighbours searched for it
 _STRX = {F_STRX, F_STRX1, F_STRX2, F_STRX3, F_STRX4, F_GNU_STR_INDEX}
 # Absolute relocation types (x86-64, AArch64) and their widths; DWARF uses no others.
@@ -369,6 +370,16 @@ class DwarfSource:
                     self.paths.infer_srctree([self.unit_name(unit)])
                 return
 
+    def function_unit(self, addr: int) -> Unit | None:
+        """The unit of a function at ``addr``. arm64 kernels are built with
+        -fpatchable-function-entry=4,2: the symbol is at two NOPs placed before the code, and
+        DWARF's ranges (low_pc, .debug_aranges) begin 8 bytes later."""
+        for skip in _ENTRY_NOPS:
+            unit = self.unit_at_address(addr + skip)
+            if unit is not None:
+                return unit
+        return None
+
     def locate(self, targets: list[Symbol]) -> dict[int, SourceLoc]:
         """Source identity of each target symbol that can be found, by symbol index."""
         image = self.image
@@ -377,7 +388,7 @@ class DwarfSource:
         unplaced: list[Symbol] = []
         group_unit = self._group_units(targets)
         for sym in targets:
-            unit = self.unit_at_address(image.address(sym)) if sym.is_text else None
+            unit = self.function_unit(image.address(sym)) if sym.is_text else None
             if unit is None and sym.group in group_unit:
                 unit = group_unit[sym.group]
             if unit is None and len(self.units) == 1:

@@ -66,9 +66,6 @@ ET_REL, ET_EXEC, ET_DYN = 1, 2, 3
 MACHINES = {62: "x86_64", 183: "arm64"}  # e_machine: EM_X86_64, EM_AARCH64
 _MAX_ALIGN = 1 << 32  # far above any kernel section's (a page, 2 MiB for some data)
 _MAX_NOBITS = 1 << 40  # a .bss larger than this is a corrupted header, not a kernel
-# Bytes a symbol name may hold (besides NUL, the terminator): kallsyms and the files kasalias
-# writes (tab- and line-separated) cannot carry control bytes.
-_NAME_BYTES = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
 # x86 call padding (__pfx_, 6.2+) and kCFI (__cfi_) put a twin before a function; objtool appends
 # the local twins after the last object's locals, outside their function's STT_FILE group.
 PREFIX_TWINS = ("__pfx_", "__cfi_")
@@ -387,13 +384,6 @@ class ElfImage:
         data = self.section_data(symtab)
         if symtab.entsize != 24 or len(data) % 24:
             raise KasaliasError(f"{self.path}: malformed .symtab")
-        if strtab.translate(None, _NAME_BYTES).strip(b"\0"):
-            raise KasaliasError(f"{self.path}: a symbol name holds a control byte (corrupted string table)")
-        if not strtab.isascii():
-            try:
-                strtab.decode("utf-8")
-            except UnicodeDecodeError:
-                raise KasaliasError(f"{self.path}: a symbol name is not UTF-8 (corrupted string table)") from None
         letters = [section_letter(s) for s in self.sections]
         nsec = len(self.sections)
         xindex = self._extended_indices(symtab)
