@@ -367,7 +367,7 @@ def _common_tree_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     import argparse
     from pathlib import Path
-    from typing import Any, NoReturn
+    from typing import Any
 
     class _BuildId(argparse.Action):
         def __init__(self, option_strings: list[str], dest: str, **kw: object) -> None:
