@@ -171,7 +171,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     result = analyze(images, _paths_mapper(args), _policy(args), collect=True)
     for p in result.problems:
         _log().warning("%s", p)
-    index = make_index(result, args.vmlinux, modules)
+    index = make_index(result, images[0], modules)
     index.write(args.output)
     _log().info("%s: %d aliases of %d images", args.output, len(index.entries), len(index.build_ids))
     return 0
@@ -391,15 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "files), which every build output depends on, and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    add_parser = sub.add_parser
 
-    def add_command(name: str, **kw: Any) -> argparse.ArgumentParser:
-        kw.setdefault("description", kw["help"][0].upper() + kw["help"][1:] + ".")  # the --help page's line
-        return add_parser(name, **kw)
+    def command(name: str, **kw: Any) -> argparse.ArgumentParser:
+        """A subcommand; its help line is also its --help page's description."""
+        kw.setdefault("description", kw["help"][0].upper() + kw["help"][1:] + ".")
+        return sub.add_parser(name, **kw)
 
-    sub.add_parser = add_command  # type: ignore[method-assign,assignment]
-
-    p = sub.add_parser("analyze", help="vmlinux + modules -> modules.symbfreq and the alias table")
+    p = command("analyze", help="vmlinux + modules -> modules.symbfreq and the alias table")
     p.add_argument("--vmlinux", type=Path, required=True, help="vmlinux.o or vmlinux, with DWARF")
     _common_tree_args(p)
     p.add_argument("-o", "--output-dir", type=Path, default=Path("."),
@@ -408,14 +406,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep per-object results here, so that a relink rescans changed objects only")
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("syms", help="a mksysmap .syms file -> a NEW one with alias lines, for scripts/kallsyms")
+    p = command("syms", help="a mksysmap .syms file -> a NEW one with alias lines, for scripts/kallsyms")
     p.add_argument("--aliases", type=Path, required=True, help="modules.symalias from 'kasalias analyze'")
     p.add_argument("--image", type=Path, required=True, help="the image the .syms file was made from")
     p.add_argument("input", type=Path, help="the .syms file (not modified)")
     p.add_argument("output", type=Path, help="the new file")
     p.set_defaults(func=cmd_syms)
 
-    p = sub.add_parser("report", help="duplicated names of a built kernel, their sources and aliases")
+    p = command("report", help="duplicated names of a built kernel, their sources and aliases")
     p.add_argument("--vmlinux", type=Path, required=True, help="vmlinux with DWARF (e.g. from a -dbg package)")
     p.add_argument("--modules-dir", type=Path, help="a directory searched for *.ko files")
     _common_tree_args(p)
@@ -425,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("index", help="a distribution kernel's debug vmlinux and modules -> the index that "
+    p = command("index", help="a distribution kernel's debug vmlinux and modules -> the index that "
                        "'lookup' and 'kallsyms' resolve on the running kernel (no rebuild)")
     p.add_argument("--vmlinux", type=Path, required=True, help="vmlinux with DWARF (e.g. from a -dbg package)")
     p.add_argument("--modules-dir", type=Path, help="a directory searched for *.ko files")
@@ -437,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "module, symbol, livepatch sympos, source"),
                        ("kallsyms", "/proc/kallsyms of the running kernel (or a saved copy) with a line for each "
                                     "alias after its original's")):
-        p = sub.add_parser(name, help=text)
+        p = command(name, help=text)
         p.add_argument("--index", type=Path, required=True, help="the file 'kasalias index' wrote")
         p.add_argument("--kallsyms", type=Path, help="a saved /proc/kallsyms (default: the running kernel's)")
         p.add_argument("--build-id", help="with --kallsyms: the build ID of that kernel (/sys/kernel/notes)")
@@ -450,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
             p.set_defaults(func=cmd_kallsyms)
 
-    p = sub.add_parser("module", help="X.ko -> a NEW X.ko.aliased with alias symbols (X.ko is not modified)")
+    p = command("module", help="X.ko -> a NEW X.ko.aliased with alias symbols (X.ko is not modified)")
     p.add_argument("--aliases", required=True, help="modules.symalias from 'kasalias analyze'")
     p.add_argument("--symbfreq", type=Path,
                    help="modules.symbfreq: alias a module that was not analysed (built out of tree)")
@@ -463,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="the module (not modified)")
     p.add_argument("output", help="the new file, usually X.ko.aliased")
     p.set_defaults(func=cmd_module)
-    p = sub.add_parser("gen", help="render the ninja file and Make fragment of the per-module steps")
+    p = command("gen", help="render the ninja file and Make fragment of the per-module steps")
     p.add_argument("--objtree", type=Path, required=True, help="the build directory; ninja runs there")
     p.add_argument("--srctree", type=Path, required=True, help="the source tree")
     p.add_argument("--modules-order", default="modules.order", help="relative to objtree (default: %(default)s)")
@@ -482,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--module-srctree", help="out of tree: alias paths are relative to this directory")
     p.set_defaults(func=cmd_gen)
 
-    p = sub.add_parser("repro-check", help="build a tree twice (-j1, -j2, two directories) with make KAS_ALIAS=1 "
+    p = command("repro-check", help="build a tree twice (-j1, -j2, two directories) with make KAS_ALIAS=1 "
                        "and compare every kasalias output")
     p.add_argument("--srctree", type=Path, help="the tree to build (default: the sample-tree/ beside kasalias)")
     p.add_argument("--keep", action="store_true", help="keep the two build directories")
@@ -491,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     from kasalias.kbuild import SERIES
 
     known = ", ".join(f"{a}.{b}" for a, b in sorted(SERIES))
-    p = sub.add_parser("kbuild", help=f"install or remove the KAS_ALIAS=1 hooks in a kernel tree ({known})",
+    p = command("kbuild", help=f"install or remove the KAS_ALIAS=1 hooks in a kernel tree ({known})",
                        description="install: marked hook blocks in the tree's Kbuild files (and "
                        "scripts/Makefile.kasalias), so that 'make KAS_ALIAS=1' adds the aliases; a tree built "
                        "without KAS_ALIAS=1 builds what it built before. remove: takes every block out, "

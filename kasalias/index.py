@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kasalias.aliastable import VMLINUX
-from kasalias.analysis import Analysis
+from kasalias.analysis import Analysis, LoadedImage, Occurrence
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import read_input, write_atomic
 from kasalias.symbols import ElfImage
@@ -109,31 +109,27 @@ def notes_build_id(notes: bytes) -> str:
     return ""
 
 
-def make_index(analysis: Analysis, vmlinux: Path, modules: list[Path]) -> Index:
-    """The index of an analysis over ``vmlinux`` and ``modules`` (``collect=True``)."""
+def make_index(analysis: Analysis, vmlinux: LoadedImage, modules: list[Path]) -> Index:
+    """The index of an analysis (``collect=True``) over ``vmlinux`` (loaded, its symbols
+    kept) and ``modules``."""
     from kasalias.aliastable import module_name
 
-    with ElfImage(vmlinux) as img:
-        texts = [s.value for s in img.symbols if s.name == "_text"]
+    texts = [s.value for s in vmlinux.symbols or () if s.name == "_text"]
     if len(texts) != 1:
-        raise KasaliasError(f"{vmlinux}: no single _text symbol: not a vmlinux")
-    build_ids = {VMLINUX: build_id(vmlinux), **{module_name(m): build_id(m) for m in modules}}
-    entries = []
-    for name, occurrences in analysis.occurrences.items():
-        by_image: dict[str, list] = {}
+        raise KasaliasError(f"{vmlinux.path}: no single _text symbol: not a vmlinux")
+    build_ids = {VMLINUX: build_id(vmlinux.path), **{module_name(m): build_id(m) for m in modules}}
+    # livepatch's order among an object's same-named symbols: kallsyms' (by address) for
+    # vmlinux, the symbol table's for a module
+    copies: dict[tuple[str, str], list[Occurrence]] = {}
+    for occurrences in analysis.occurrences.values():
         for o in occurrences:
-            by_image.setdefault(o.image, []).append(o)
-        for image, occ in by_image.items():
-            # livepatch's order: kallsyms' (by address) for vmlinux, the symbol table's for a module
-            for o in occ:
-                if o.alias is None or o.loc is None:
-                    continue
-                same = sorted((x for x in occ if x.symbol.name == o.symbol.name),
-                              key=(lambda x: (x.symbol.value, x.symbol.index)) if image == VMLINUX
-                              else (lambda x: x.symbol.index))
-                sympos = 1 + [x.symbol.index for x in same].index(o.symbol.index)
-                address = o.symbol.value if image == VMLINUX else 0
-                entries.append(Entry(image, o.alias, o.symbol.name, sympos, address,
+            copies.setdefault((o.image, o.symbol.name), []).append(o)
+    entries = []
+    for (image, _name), same in copies.items():
+        same.sort(key=(lambda x: (x.symbol.value, x.symbol.index)) if image == VMLINUX else (lambda x: x.symbol.index))
+        for sympos, o in enumerate(same, 1):
+            if o.alias is not None and o.loc is not None:
+                entries.append(Entry(image, o.alias, o.symbol.name, sympos, o.symbol.value if image == VMLINUX else 0,
                                      f"{o.loc.decl_file}:{o.loc.decl_line}", o.loc.cu))
     return Index(build_ids, texts[0], entries)
 
