@@ -70,11 +70,13 @@ def sh(*argv: object, **kw: object) -> str:
 
 @dataclass(frozen=True)
 class Variant:
-    """One booted end-to-end kernel: a series, an architecture, a toolchain."""
+    """One booted end-to-end kernel: a series, an architecture, a toolchain, and the config
+    fragments (tests/e2e/kernel-NAME.config) merged over kernel.config."""
 
     series: str
     arch: str = "x86_64"
     llvm: bool = False
+    fragments: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -84,16 +86,23 @@ class Variant:
     def image(self) -> str:  # what QEMU boots, relative to the build directory
         return "arch/arm64/boot/Image" if self.arch == "arm64" else "arch/x86/boot/bzImage"
 
+    @property
+    def obj(self) -> Path:
+        return CACHE / "build" / f"e2e-{self.id}-kasalias"
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ, JOBS=os.environ.get("JOBS", "2"), ARCH=self.arch)
-        if self.llvm:  # kernel.config with kernel-llvm.config's options over it, as one fragment
+        overs = [*self.fragments, *(["llvm"] if self.llvm else [])]
+        if overs:  # kernel.config with each fragment's options over it, as one fragment
             frag = CACHE / "build" / f"e2e-{self.id}.config"
             frag.parent.mkdir(parents=True, exist_ok=True)
-            over = (E2E / "kernel-llvm.config").read_text()
+            text = (E2E / "kernel.config").read_text()
             symbol = re.compile(r"^(?:# )?(CONFIG_\w+)[= ]")
-            ours = {m.group(1) for m in map(symbol.match, over.splitlines()) if m}
-            text = "".join(line + "\n" for line in (E2E / "kernel.config").read_text().splitlines()
-                           if not ((m := symbol.match(line)) and m.group(1) in ours)) + over
+            for name in overs:
+                over = (E2E / f"kernel-{name}.config").read_text()
+                ours = {m.group(1) for m in map(symbol.match, over.splitlines()) if m}
+                text = "".join(line + "\n" for line in text.splitlines()
+                               if not ((m := symbol.match(line)) and m.group(1) in ours)) + over
             if not frag.is_file() or frag.read_text() != text:
                 frag.write_text(text)
             env["KERNEL_CONFIG_FRAGMENT"] = str(frag)
@@ -103,9 +112,12 @@ class Variant:
         return [f"PYTHON3={sys.executable}", *(["LLVM=1"] if self.llvm else [])]
 
 
-# What CI boots (tests/e2e/README.md); KASALIAS_E2E=6.12,7.3 picks some by id.
+# What CI boots (tests/e2e/README.md); KASALIAS_E2E=6.12,7.3 picks some by id. The 6.12 x86_64
+# GCC kernel also carries what the tracers need (kernel-trace.config): tests/test_tracers.py
+# boots it again with a Debian userspace.
 # 7.3 with LLVM needs clang 17 or newer; Debian 12 has 14: ThinLTO is shown on 6.12.
-VARIANTS = [Variant("6.12"), Variant("6.1"), Variant("7.3"), Variant("6.12", "arm64"), Variant("6.12", llvm=True)]
+TRACE = Variant("6.12", fragments=("trace",))
+VARIANTS = [TRACE, Variant("6.1"), Variant("7.3"), Variant("6.12", "arm64"), Variant("6.12", llvm=True)]
 
 
 def selected_variants() -> list[Variant]:
@@ -120,7 +132,7 @@ def hooked_tree(version: str) -> Path:
 
 def boot_hooked(variant: Variant) -> Guest:
     src = hooked_tree(variant.series)
-    obj = CACHE / "build" / f"e2e-{variant.id}-kasalias"
+    obj = variant.obj
     args = ["KAS_ALIAS=1", *variant.make_args()]
     env = variant.env()
     build = E2E / "build-kernel"
@@ -245,7 +257,7 @@ def test_installed_modules_are_the_aliased_ones(guest: Guest) -> None:
 def test_toggling_kas_alias_relinks_only_vmlinux(guest: Guest) -> None:
     """Without KAS_ALIAS=1 the hooked tree runs no kasalias step; toggling it relinks vmlinux
     (its saved command changes) and nothing else; a repeat build does nothing."""
-    if guest.variant != Variant("6.12"):
+    if guest.variant != TRACE:
         pytest.skip("one kernel is enough for this (6.12 x86_64)")
     src = hooked_tree("6.12")
     build = E2E / "build-kernel"
@@ -272,7 +284,7 @@ def test_another_kasalias_relinks_and_reruns_every_step(guest: Guest, tmp_path: 
     """After a change to kasalias' code, 'make KAS_ALIAS=1' relinks vmlinux and runs every
     module step again, its outputs are what the changed kasalias makes of the same inputs, and
     the next build does nothing (then the build directory goes back to this kasalias)."""
-    if guest.variant != Variant("6.12"):
+    if guest.variant != TRACE:
         pytest.skip("one kernel is enough for this (6.12 x86_64)")
     src, build, env, obj = hooked_tree("6.12"), E2E / "build-kernel", guest.variant.env(), guest.obj
     kas = tmp_path / "kas"
@@ -306,7 +318,7 @@ def test_another_kasalias_relinks_and_reruns_every_step(guest: Guest, tmp_path: 
 def test_build_without_kasalias_stops_at_once(guest: Guest, tmp_path: Path) -> None:
     """A KAS_ALIAS=1 build whose Python cannot run kasalias stops while make reads the
     Makefile, with one line saying so, before anything is compiled or linked."""
-    if guest.variant != Variant("6.12"):
+    if guest.variant != TRACE:
         pytest.skip("one kernel is enough for this (6.12 x86_64)")
     bare = tmp_path / "python3"  # Debian's Python, isolated from this checkout and its venv
     bare.write_text('#!/bin/sh\nexec /usr/bin/python3 -I "$@"\n')
