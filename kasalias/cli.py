@@ -218,6 +218,17 @@ def cmd_kallsyms(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from kasalias.index import Kernel
+    from kasalias.probe import ftrace_index, spec, targets
+
+    kernel = Kernel(args.kallsyms, build_id="")  # no build ID: nothing is resolved against an index
+    found = targets(kernel.lines, args.alias, kernel.where)
+    index = ftrace_index(args.tracefs) if args.tool == "ftrace" else None
+    sys.stdout.write("".join(spec(args.tool, t, index) + "\n" for t in found))
+    return 0
+
+
 def cmd_module(args: argparse.Namespace) -> int:
     from kasalias.aliastable import AliasTable, module_name
     from kasalias.fsutil import check_output
@@ -447,6 +458,21 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
             p.set_defaults(func=cmd_kallsyms)
+
+    from kasalias.probe import TOOLS
+
+    p = command("probe", help="how a tracer names aliased copies on the running kernel (or a saved "
+                "/proc/kallsyms): one probe per line",
+                description="Prints, one per line, the probe that TOOL takes for each alias: kprobe: a "
+                "kprobe_events line; bpftrace: a kprobe probe; perf: 'perf probe' arguments; ftrace: the "
+                "number set_ftrace_filter takes for that copy (ftrace matches names by the original's, never "
+                "an alias). A pattern (name_show@*) stands for every alias it matches.")
+    p.add_argument("--for", dest="tool", required=True, choices=TOOLS, help="the tracer")
+    p.add_argument("--kallsyms", type=Path, help="a saved /proc/kallsyms (default: the running kernel's)")
+    p.add_argument("--tracefs", type=Path, help="--for ftrace: where tracefs is mounted (default: "
+                   "/sys/kernel/tracing, then /sys/kernel/debug/tracing)")
+    p.add_argument("alias", nargs="+", help="an alias, or a shell pattern over aliases, e.g. 'name_show@*'")
+    p.set_defaults(func=cmd_probe)
 
     p = command("module", help="X.ko -> a NEW X.ko.aliased with alias symbols (X.ko is not modified)")
     p.add_argument("--aliases", required=True, help="modules.symalias from 'kasalias analyze'")

@@ -1,0 +1,121 @@
+"""``kasalias probe``: how each tracer names one copy of a duplicated function, on a
+running kernel (or a saved /proc/kallsyms).
+
+The kernel takes an alias wherever it takes a function name (kprobe_events, the kprobe
+PMU that perf, bpftrace and libbpf use, kprobe_multi's symbol list, livepatch), but the
+tools around it parse names their own way (tests/test_tracers.py shows each on a booted
+kernel, NOTES.md "Tracers and aliases" has the table):
+
+- tracefs ``kprobe_events``: the alias as written, with an event name of our own (the
+  automatic one keeps the ``@``, which no event name may hold); ``MOD:`` for a module.
+- bpftrace: the alias in double quotes (``@`` starts a map name); bpftrace's own
+  wildcards come from available_filter_functions, which never lists an alias (one name per
+  address), so a pattern is expanded here into one probe per matching alias.
+- perf probe: every ``@`` escaped (``FUNC@SRC`` is perf's syntax for a source file) and an
+  event name given (perf's own stops at ``@``); ``-m MOD`` for a module.
+- ftrace (``set_ftrace_filter``): matching goes by the name kallsyms gives the address,
+  which is the original's, never the alias; the line number of the copy in
+  available_filter_functions selects it instead (``echo N > set_ftrace_filter``), read
+  from available_filter_functions_addrs (Linux 6.5+).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from kasalias.errors import KasaliasError
+from kasalias.index import KallsymsLine
+
+TOOLS = ("kprobe", "bpftrace", "perf", "ftrace")
+TRACEFS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
+MAX_EVENT_NAME = 63  # the kernel's MAX_EVENT_NAME_LEN (64) less the terminating NUL
+_NOT_EVENT = re.compile(r"[^A-Za-z0-9_]")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One aliased copy on the running kernel."""
+
+    alias: str
+    module: str  # "" for vmlinux
+    address: int
+
+
+def targets(lines: list[KallsymsLine], patterns: list[str], where: str) -> list[Target]:
+    """The kallsyms aliases each pattern names: an alias, or a shell-style pattern over the
+    aliases (``name_show@*``). Every pattern must name at least one; order: the patterns',
+    then kallsyms order; each alias once."""
+    aliases = [l for l in lines if "@" in l.name]
+    out: list[Target] = []
+    seen: set[tuple[str, str]] = set()
+    for pattern in patterns:
+        wild = any(c in pattern for c in "*?[")
+        hits = [l for l in aliases if (fnmatch.fnmatchcase(l.name, pattern) if wild else l.name == pattern)]
+        if not hits:
+            what = "matches no alias" if wild else "is not an alias"
+            raise KasaliasError(f"{pattern} {what} in {where}" + ("" if aliases else
+                                " (it lists none: a kernel built without 'make KAS_ALIAS=1')"))
+        for l in hits:
+            if (l.name, l.module) not in seen:
+                seen.add((l.name, l.module))
+                out.append(Target(l.name, l.module, l.address))
+    return out
+
+
+def event_name(alias: str) -> str:
+    """A trace event name for the alias: ``@`` and every other character an event name cannot
+    hold become ``_``; a name too long is cut and ends with a hash of the whole alias."""
+    name = _NOT_EVENT.sub("_", alias)
+    if len(name) > MAX_EVENT_NAME:
+        name = name[:MAX_EVENT_NAME - 9] + "_" + hashlib.sha1(alias.encode()).hexdigest()[:8]
+    return name
+
+
+def spec(tool: str, t: Target, ftrace_index: dict[tuple[int, str], int] | None = None) -> str:
+    """The probe for ``tool``, as its user writes it (see the module's docstring)."""
+    if tool == "kprobe":
+        return f"p:kasalias/{event_name(t.alias)} {t.module + ':' if t.module else ''}{t.alias}"
+    if tool == "bpftrace":
+        return f'kprobe:"{t.alias}"'
+    if tool == "perf":
+        escaped = t.alias.replace("@", "\\@")
+        return f"{'-m ' + t.module + ' ' if t.module else ''}-a {event_name(t.alias)}={escaped}"
+    if tool == "ftrace":
+        assert ftrace_index is not None
+        n = ftrace_index.get((t.address, t.module))
+        if n is None:
+            raise KasaliasError(f"{t.alias}: its address is not in available_filter_functions (a function "
+                                "ftrace cannot trace)")
+        return str(n)
+    raise ValueError(tool)
+
+
+def ftrace_index(tracefs: Path | None) -> dict[tuple[int, str], int]:
+    """(address, module) -> line number in available_filter_functions, which is the number
+    set_ftrace_filter takes, from available_filter_functions_addrs ('ADDR NAME [MOD]')."""
+    dirs = [tracefs] if tracefs else list(TRACEFS)
+    for d in dirs:
+        path = d / "available_filter_functions_addrs"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise KasaliasError(f"{path}: cannot read: {e.strerror}") from None
+        out: dict[tuple[int, str], int] = {}
+        for n, raw in enumerate(data.decode("utf-8", "surrogateescape").splitlines(), 1):
+            f = raw.split()
+            try:
+                address = int(f[0], 16)
+            except (IndexError, ValueError):
+                raise KasaliasError(f"{path}:{n}: not an 'ADDRESS NAME [MODULE]' line") from None
+            module = f[2][1:-1] if len(f) > 2 and f[2].startswith("[") else ""
+            out.setdefault((address, module), n)
+        return out
+    where = " or ".join(str(d) for d in dirs)
+    raise KasaliasError(f"no available_filter_functions_addrs in {where}: mount tracefs there "
+                        "(mount -t tracefs nodev /sys/kernel/tracing); the file exists from Linux 6.5")

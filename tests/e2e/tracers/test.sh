@@ -1,0 +1,100 @@
+#!/bin/bash
+# init of the tracer guest (tests/test_tracers.py): Debian's bpftrace, perf and libbpf on a
+# hooked kernel, booted from a root disk with init=/kasalias/test.sh. Probes two copies of
+# type_show (vmlinux) and of minix's get_block (module) by alias with each tool, the way
+# 'kasalias probe --for TOOL' prints it, runs work.sh (which calls one copy of each pair)
+# and prints the hits per copy; then what each tool does with the bare duplicated name.
+# Every line the host parses starts with E2E; the last is KASALIAS-E2E-END rc=0.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root PYTHONDONTWRITEBYTECODE=1
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+mount -t tmpfs run /run
+mount -t tracefs nodev /sys/kernel/tracing
+mount -t debugfs nodev /sys/kernel/debug
+mount -t bpf bpf /sys/fs/bpf
+echo 0 >/proc/sys/kernel/kptr_restrict
+T=/sys/kernel/tracing K=/kasalias
+cd /tmp
+
+out() { sed "s/^/$1 /"; }  # prefix every line of stdin
+version() { echo "E2E-VERSION $1 $(eval "$2" 2>&1 | head -n1)"; }
+version kernel 'uname -r'
+version bpftrace 'bpftrace --version'
+version perf 'perf version'
+version libbpf 'dpkg-query -W -f "\${Version}" libbpf1'
+
+modprobe loop && modprobe minix || echo "E2E-ERROR modprobe"
+dd if=/dev/zero of=/tmp/minix1.img bs=1k count=1024 2>/dev/null
+mkfs.minix -1 /tmp/minix1.img >/dev/null
+mount -t minix -o loop /tmp/minix1.img /mnt && seq 1 20000 >/mnt/file && umount /mnt || echo "E2E-ERROR minix"
+
+pick() { awk -v re="$1" -v mod="$2" '$3 ~ re && ($4 == mod || (mod == "" && NF == 3)) { print $3; exit }' /proc/kallsyms; }
+NET=$(pick '^type_show@net_core_net_sysfs_c_[0-9]+$' '')
+PERFT=$(pick '^type_show@kernel_events_core_c_[0-9]+$' '')
+V1=$(pick '^get_block@.*itree_v1_c$' '[minix]')
+V2=$(pick '^get_block@.*itree_v2_c$' '[minix]')
+ALL="$NET $PERFT $V1 $V2"
+for a in $ALL; do echo "E2E-TARGET $a"; done
+
+# --- tracefs kprobe_events ----------------------------------------------------------
+kasalias probe --for kprobe $ALL >/tmp/kprobes && cat /tmp/kprobes | out E2E-SPEC-kprobe
+cat /tmp/kprobes >>$T/kprobe_events || echo "E2E-ERROR kprobe_events"
+echo 1 >$T/events/kasalias/enable
+$K/work.sh
+echo 0 >$T/events/kasalias/enable
+awk '{ print "E2E-HITS-EVENT kprobe", $1, $2 }' $T/kprobe_profile
+echo >$T/kprobe_events
+echo "p:kasalias/bare type_show" >>$T/kprobe_events 2>/tmp/err; echo "E2E-BARE kprobe rc=$? $(tail -n1 $T/error_log)"
+echo >$T/kprobe_events
+
+# --- bpftrace ----------------------------------------------------------------------
+i=0
+kasalias probe --for bpftrace $ALL | while read -r probe; do echo "$probe { @h$i = count(); }"; i=$((i + 1)); done >/tmp/bt
+out E2E-SPEC-bpftrace </tmp/bt
+bpftrace /tmp/bt -c $K/work.sh >/tmp/bt.out 2>&1; echo "E2E-RC bpftrace $?"
+out E2E-BPFTRACE </tmp/bt.out
+bpftrace -e 'kprobe:type_show { @ = count(); }' -c true 2>&1 | head -n 3 | out "E2E-BARE bpftrace"
+bpftrace -e 'kprobe:"type_show@*" { @ = count(); }' -c true 2>&1 | head -n 3 | out "E2E-WILDCARD bpftrace"
+bpftrace -e "kprobe:minix:\"$V1\" { @ = count(); }" -c true 2>&1 | head -n 3 | out "E2E-MODULE bpftrace"
+
+# --- perf probe + perf record ------------------------------------------------------
+kasalias probe --for perf $ALL >/tmp/perf.specs; out E2E-SPEC-perf </tmp/perf.specs
+while read -r spec; do perf probe -q $spec 2>&1 | out "E2E-PERF-PROBE"; done </tmp/perf.specs
+perf probe -l 2>&1 | out E2E-PERF-LIST
+perf record -q -o /tmp/perf.data -e 'probe:*' -a -- $K/work.sh >/dev/null 2>/tmp/perf.err; echo "E2E-RC perf $?"
+out E2E-PERF-ERR </tmp/perf.err
+perf script -i /tmp/perf.data -F event 2>/dev/null | sort | uniq -c | out E2E-PERF-SCRIPT
+perf probe -q -d 'probe:*' >/dev/null 2>&1
+perf probe -a type_show 2>&1 | out "E2E-BARE perf"
+perf probe -q -d 'probe:*' >/dev/null 2>&1
+
+# --- libbpf: bpf_program__attach_kprobe_opts and _attach_kprobe_multi_opts ---------
+$K/kcount single $K/kcount.bpf.o $ALL -- $K/work.sh | out E2E-LIBBPF-single
+$K/kcount multi $K/kcount.bpf.o $ALL -- $K/work.sh | out E2E-LIBBPF-multi
+$K/kcount single $K/kcount.bpf.o type_show -- $K/work.sh | out "E2E-BARE libbpf-single"
+$K/kcount multi $K/kcount.bpf.o type_show -- $K/work.sh | out "E2E-BARE libbpf-multi"
+
+# --- ftrace: set_ftrace_filter by the number 'kasalias probe --for ftrace' prints ----------
+kasalias probe --for ftrace $ALL >/tmp/ftrace.idx; paste -d' ' <(echo $ALL | tr ' ' '\n') /tmp/ftrace.idx | out E2E-SPEC-ftrace
+for tracer in function function_graph; do
+	paste -d' ' <(echo $ALL | tr ' ' '\n') /tmp/ftrace.idx | while read -r alias n; do
+		echo "$n" >$T/set_ftrace_filter
+		echo "$tracer" >$T/current_tracer
+		echo >$T/trace
+		$K/work.sh
+		echo nop >$T/current_tracer
+		hits=$(grep -v '^#' $T/trace | grep -c "${alias%%@*}")
+		echo "E2E-HITS ftrace-$tracer $alias $hits $(cat $T/set_ftrace_filter | tr '\n' ' ')"
+	done
+done
+echo >$T/set_ftrace_filter
+echo "$NET" >$T/set_ftrace_filter 2>/dev/null; echo "E2E-BARE ftrace-alias-filter rc=$? [$(cat $T/set_ftrace_filter | tr '\n' ' ')]"
+echo >$T/set_ftrace_filter
+echo type_show >$T/set_ftrace_filter; echo "E2E-BARE ftrace-filter $(grep -c . $T/set_ftrace_filter)"
+echo >$T/set_ftrace_filter
+echo "$NET" >$T/set_graph_function 2>/dev/null; echo "E2E-BARE ftrace-alias-graph rc=$?"
+echo type_show >$T/set_graph_function; echo "E2E-BARE ftrace-graph $(grep -c . $T/set_graph_function)"
+echo >$T/set_graph_function
+echo "KASALIAS-E2E-END rc=0"

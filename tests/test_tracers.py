@@ -1,0 +1,140 @@
+"""Aliases in the tools people trace with, on a booted kernel: bpftrace, perf probe + perf record,
+libbpf (kprobe and kprobe_multi), tracefs kprobe events and ftrace.
+
+The hooked 6.12 kernel of tests/test_e2e_kernel.py (its TRACE variant carries BPF, BTF, fprobe
+and the function tracer) boots from a root disk made of Debian's own packages
+(tests/e2e/fetch-rootfs: bpftrace, linux-perf, libbpf1, Python for kasalias) with
+tests/e2e/tracers/test.sh as init. Each tool probes two copies of a vmlinux name
+(net-sysfs's and perf's type_show) and of a module name (minix's V1 and V2 get_block, one
+included .c file) in the form 'kasalias probe --for TOOL' prints, while
+tests/e2e/tracers/work.sh calls the net-sysfs copy 3 times, perf's twice and only the V1
+get_block; the hit counts per copy must say exactly that.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from test_e2e_kernel import E2E, TRACE, boot_hooked, sh
+
+from kasalias.probe import event_name
+
+pytestmark = pytest.mark.e2e
+TRACERS = E2E / "tracers"
+# what each tool's hit counts are read from, in the guest's output
+TOOLS = ("kprobe", "bpftrace", "perf", "libbpf-single", "libbpf-multi", "ftrace-function", "ftrace-function_graph")
+
+
+@dataclass
+class TraceGuest:
+    log: str
+    targets: list[str] = field(default_factory=list)
+    hits: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+
+    def lines(self, prefix: str) -> list[str]:
+        return [l[len(prefix) + 1:] for l in self.log.splitlines() if l.startswith(prefix + " ")]
+
+
+def build_kcount(out: Path) -> tuple[Path, Path]:
+    """tests/e2e/tracers/kcount: clang's BPF target and Debian's libbpf-dev, as a tool author
+    builds a libbpf program (the guest has the same suite's libbpf1)."""
+    bpf, prog = out / "kcount.bpf.o", out / "kcount"
+    sh("clang", "-O2", "-g", "-Wall", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu",
+       "-c", TRACERS / "kcount.bpf.c", "-o", bpf)
+    sh("cc", "-O2", "-Wall", "-o", prog, TRACERS / "kcount.c", "-lbpf")
+    return bpf, prog
+
+
+def parse(log: str) -> TraceGuest:
+    g = TraceGuest(log)
+    g.targets = g.lines("E2E-TARGET")
+    by_event = {event_name(a): a for a in g.targets}
+    for line in g.lines("E2E-HITS-EVENT kprobe"):
+        event, n = line.split()[:2]
+        g.hits["kprobe"][by_event[event]] = int(n)
+    bpftrace = dict(re.findall(r"^E2E-BPFTRACE @h(\d+): (\d+)$", log, re.M))
+    for i, alias in enumerate(g.targets):
+        g.hits["bpftrace"][alias] = int(bpftrace.get(str(i), 0))  # a map never written is not printed
+    perf = {m[1]: int(m[0]) for m in re.findall(r"^E2E-PERF-SCRIPT\s+(\d+)\s+probe:(\S+?):?$", log, re.M)}
+    for alias in g.targets:
+        g.hits["perf"][alias] = perf.get(event_name(alias), 0)
+    for mode in ("single", "multi"):
+        for line in g.lines(f"E2E-LIBBPF-{mode} KCOUNT"):
+            alias, n = line.split()
+            g.hits[f"libbpf-{mode}"][alias] = int(n)
+    for line in g.lines("E2E-HITS"):
+        tool, alias, n = line.split()[:3]
+        g.hits[tool][alias] = int(n)
+    return g
+
+
+@pytest.fixture(scope="module")
+def trace_guest(tmp_path_factory: pytest.TempPathFactory) -> TraceGuest:
+    obj = boot_hooked(TRACE).obj
+    rootfs = sh(E2E / "fetch-rootfs").strip().splitlines()[-1]
+    tmp = tmp_path_factory.mktemp("tracers")
+    bpf, prog = build_kcount(tmp)
+    # kasalias in the guest: this checkout's package, run by the guest's Python (Debian's
+    # python3-pyelftools and python3-jinja2 in the root file system)
+    wrapper = tmp / "kasalias"
+    wrapper.write_text('#!/bin/sh\nPYTHONPATH=/opt/kasalias exec python3 -m kasalias "$@"\n')
+    wrapper.chmod(0o755)
+    package = tmp / "package"
+    shutil.copytree(ROOT / "kasalias", package, ignore=shutil.ignore_patterns("__pycache__"))
+    disk = obj / "tracers-root.img"
+    files = [(TRACERS / "test.sh", "/kasalias/test.sh"), (TRACERS / "work.sh", "/kasalias/work.sh"),
+             (bpf, "/kasalias/kcount.bpf.o"), (prog, "/kasalias/kcount"), (wrapper, "/usr/local/bin/kasalias"),
+             (package, "/opt/kasalias/kasalias")]
+    sh(E2E / "mkrootdisk", "-r", rootfs, "-m", obj / "staging", *[a for s, d in files for a in ("-f", f"{s}:{d}")],
+       disk)
+    log = obj / "tracers.log"
+    env = dict(TRACE.env(), QEMU_MEM="1536M")
+    subprocess.run([str(E2E / "boot"), "-t", "1800", "-o", str(log), "-d", str(disk),
+                    "-a", "root=/dev/vda rw init=/kasalias/test.sh", str(obj / TRACE.image)],
+                   capture_output=True, text=True, env=env)
+    text = log.read_text(errors="replace")
+    assert "KASALIAS-E2E-END rc=0" in text, f"the tracer guest did not finish: {log}"
+    return parse(text)
+
+
+def test_guest_found_the_copies(trace_guest: TraceGuest) -> None:
+    net, perf, v1, v2 = trace_guest.targets
+    assert net.startswith("type_show@net_core_net_sysfs_c_") and perf.startswith("type_show@kernel_events_core_c_")
+    assert v1.startswith("get_block@") and v1.endswith("itree_v1_c") and v2.endswith("itree_v2_c")
+    assert not trace_guest.lines("E2E-ERROR")
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_probe_by_alias_fires_on_that_copy_only(trace_guest: TraceGuest, tool: str) -> None:
+    """work.sh reads net-sysfs's type attribute 3 times, perf's twice (the tool may read it
+    too) and a minix v1 file system: the probe on each alias counts its own copy's calls."""
+    net, perf, v1, v2 = trace_guest.targets
+    hits = trace_guest.hits[tool]
+    assert set(hits) == set(trace_guest.targets), (tool, hits)
+    assert hits[net] == 3 and hits[perf] >= 2, (tool, hits)
+    assert hits[v1] > 0 and hits[v2] == 0, (tool, hits)
+
+
+def test_bare_name_is_refused_where_the_kernel_decides(trace_guest: TraceGuest) -> None:
+    """Without kasalias: a kprobe on the duplicated name is refused (tracefs and libbpf)."""
+    (kprobe,) = trace_guest.lines("E2E-BARE kprobe")
+    assert not kprobe.startswith("rc=0"), kprobe
+    assert any("KCOUNT-REFUSED type_show" in l for l in trace_guest.lines("E2E-BARE libbpf-single"))
+
+
+def test_ftrace_takes_the_number_not_the_alias(trace_guest: TraceGuest) -> None:
+    """ftrace matches the name kallsyms gives an address, the original's: an alias matches
+    nothing; the bare name selects every copy (filter and graph alike)."""
+    alias_filter = trace_guest.lines("E2E-BARE ftrace-alias-filter")
+    assert alias_filter and not alias_filter[0].startswith("rc=0 [type"), alias_filter
+    (copies,) = trace_guest.lines("E2E-BARE ftrace-filter")
+    (graph,) = trace_guest.lines("E2E-BARE ftrace-graph")
+    assert int(copies) >= 2 and int(graph) >= 2
