@@ -305,10 +305,16 @@ class ElfImage:
         return sym.value
 
     def raw_symbol_values(self) -> list[int]:
-        """Every .symtab entry's address (section symbols included), for applying relocations."""
+        """Every .symtab entry's address (section symbols included), for applying relocations.
+        st_shndx from SHN_LORESERVE up is never a section: SHN_XINDEX takes the index from
+        .symtab_shndx (a ThinLTO vmlinux.o of 7.3 has 79,232 sections: its DWARF addresses
+        are relocated against section symbols beyond 0xff00), SHN_ABS is the value itself."""
         bases, nsec = self.section_bases, len(self.sections)
+        xindex = self._extended_indices(self.symtab)
         out = []
-        for _n, _i, _o, shndx, value, _s in ELF64_SYM.iter_unpack(self.section_data(self.symtab)):
+        for i, (_n, _i, _o, shndx, value, _s) in enumerate(ELF64_SYM.iter_unpack(self.section_data(self.symtab))):
+            if shndx >= SHN_LORESERVE:
+                shndx = xindex[i] if shndx == SHN_XINDEX and xindex is not None else nsec
             out.append(bases[shndx] + value if shndx < nsec else value)
         return out
 
@@ -407,8 +413,10 @@ class ElfImage:
                 continue
             if stype == STT_SECTION:
                 continue
+            key = st_info | shndx << 8
             if shndx == SHN_XINDEX and xindex is not None:
                 shndx = xindex[index]
+                key = st_info | shndx << 8 | 1 << 40  # a section, even at 0xfff1 (SHN_ABS)
             end = find("\0", st_name)
             if end < 0:
                 raise KasaliasError(f"{self.path}: malformed .symtab string table")
@@ -416,9 +424,9 @@ class ElfImage:
             if not ascii:
                 name = name.encode("latin-1").decode("utf-8", "surrogateescape")
             bind = st_info >> 4
-            letter = letter_of.get(st_info | shndx << 8)
+            letter = letter_of.get(key)
             if letter is None:
-                letter = letter_of[st_info | shndx << 8] = _letter(stype, bind, shndx, letters, nsec)
+                letter = letter_of[key] = _letter(stype, bind, shndx, letters, nsec, key >> 40)
             append(new(Symbol, (index, name, value, size, stype, bind, shndx, letter,
                                 group if bind == STB_LOCAL else -1)))
         return iter(out)
@@ -453,8 +461,11 @@ class ElfImage:
         return names
 
 
-def _letter(stype: int, bind: int, shndx: int, letters: list[str], nsec: int) -> str:
-    if shndx == SHN_COMMON or stype == STT_COMMON and shndx == SHN_COMMON:
+def _letter(stype: int, bind: int, shndx: int, letters: list[str], nsec: int, extended: int = 0) -> str:
+    """nm's letter. ``extended``: ``shndx`` came from .symtab_shndx, so it is a section even
+    where it equals a reserved value (section 0xfff1 of a file with more sections is no SHN_ABS)."""
+    reserved = shndx >= SHN_LORESERVE and not extended
+    if reserved and shndx == SHN_COMMON:
         return "C"
     if shndx == SHN_UNDEF:
         if bind == STB_WEAK:
@@ -466,9 +477,9 @@ def _letter(stype: int, bind: int, shndx: int, letters: list[str], nsec: int) ->
         return "V" if stype == STT_OBJECT else "W"
     if bind == STB_GNU_UNIQUE:
         return "u"
-    if shndx == SHN_ABS:
+    if reserved and shndx == SHN_ABS:
         c = "a"
-    elif shndx < nsec:
+    elif not reserved and shndx < nsec:
         c = letters[shndx]
     else:
         c = "?"
