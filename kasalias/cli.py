@@ -220,12 +220,11 @@ def cmd_kallsyms(args: argparse.Namespace) -> int:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from kasalias.index import Kernel
-    from kasalias.probe import ftrace_index, spec, targets
+    from kasalias.probe import probes, targets
 
     kernel = Kernel(args.kallsyms, build_id="")  # no build ID: nothing is resolved against an index
     found = targets(kernel.lines, args.alias, kernel.where)
-    index = ftrace_index(args.tracefs) if args.tool == "ftrace" else None
-    sys.stdout.write("".join(spec(args.tool, t, index) + "\n" for t in found))
+    sys.stdout.write("".join(line + "\n" for line in probes(args.tool, found, args.ret, args.tracefs)))
     return 0
 
 
@@ -469,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "an alias). A pattern (name_show@*) stands for every alias it matches.")
     p.add_argument("--for", dest="tool", required=True, choices=TOOLS, help="the tracer")
     p.add_argument("--kallsyms", type=Path, help="a saved /proc/kallsyms (default: the running kernel's)")
+    p.add_argument("--return", dest="ret", action="store_true", help="the return probe (kretprobe), not the entry")
     p.add_argument("--tracefs", type=Path, help="--for ftrace: where tracefs is mounted (default: "
                    "/sys/kernel/tracing, then /sys/kernel/debug/tracing)")
     p.add_argument("alias", nargs="+", help="an alias, or a shell pattern over aliases, e.g. 'name_show@*'")

@@ -66,32 +66,42 @@ def targets(lines: list[KallsymsLine], patterns: list[str], where: str) -> list[
     return out
 
 
-def event_name(alias: str) -> str:
-    """A trace event name for the alias: ``@`` and every other character an event name cannot
-    hold become ``_``; a name too long is cut and ends with a hash of the whole alias."""
-    name = _NOT_EVENT.sub("_", alias)
+def event_name(alias: str, ret: bool = False) -> str:
+    """A trace event name for the alias (``_ret`` appended for a return probe): ``@`` and every
+    other character an event name cannot hold become ``_``; a name too long is cut and ends
+    with a hash of the whole alias."""
+    name = _NOT_EVENT.sub("_", alias) + ("_ret" if ret else "")
     if len(name) > MAX_EVENT_NAME:
-        name = name[:MAX_EVENT_NAME - 9] + "_" + hashlib.sha1(alias.encode()).hexdigest()[:8]
+        name = name[:MAX_EVENT_NAME - 9] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return name
 
 
-def spec(tool: str, t: Target, ftrace_index: dict[tuple[int, str], int] | None = None) -> str:
-    """The probe for ``tool``, as its user writes it (see the module's docstring)."""
+def spec(tool: str, t: Target, ftrace_index: dict[tuple[int, str], int] | None = None, ret: bool = False) -> str:
+    """The probe for ``tool``, as its user writes it (see the module's docstring); ``ret``: the
+    return probe (kretprobe) instead of the entry's."""
     if tool == "kprobe":
-        return f"p:kasalias/{event_name(t.alias)} {t.module + ':' if t.module else ''}{t.alias}"
+        return f"{'r' if ret else 'p'}:kasalias/{event_name(t.alias, ret)} {t.module + ':' if t.module else ''}{t.alias}"
     if tool == "bpftrace":
-        return f'kprobe:"{t.alias}"'
+        return f'{"kretprobe" if ret else "kprobe"}:"{t.alias}"'
     if tool == "perf":
-        escaped = t.alias.replace("@", "\\@")
-        return f"{'-m ' + t.module + ' ' if t.module else ''}-a {event_name(t.alias)}={escaped}"
+        escaped = t.alias.replace("@", "\\@") + ("%return" if ret else "")
+        return f"{'-m ' + t.module + ' ' if t.module else ''}-a {event_name(t.alias, ret)}={escaped}"
     if tool == "ftrace":
-        assert ftrace_index is not None
+        assert ftrace_index is not None and not ret
         n = ftrace_index.get((t.address, t.module))
         if n is None:
             raise KasaliasError(f"{t.alias}: its address is not in available_filter_functions (a function "
                                 "ftrace cannot trace)")
         return str(n)
     raise ValueError(tool)
+
+
+def probes(tool: str, found: list[Target], ret: bool = False, tracefs: Path | None = None) -> list[str]:
+    """One probe per target, for ``tool`` (``tracefs``: where --for ftrace reads its numbers)."""
+    if tool == "ftrace" and ret:
+        raise KasaliasError("ftrace has no return probe: the function_graph tracer shows where a copy returns")
+    index = ftrace_index(tracefs) if tool == "ftrace" else None
+    return [spec(tool, t, index, ret) for t in found]
 
 
 def ftrace_index(tracefs: Path | None) -> dict[tuple[int, str], int]:

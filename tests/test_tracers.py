@@ -23,14 +23,15 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from test_e2e_kernel import E2E, TRACE, boot_hooked, sh
+from test_e2e_kernel import E2E, TRACE, boot_hooked, hooked_tree, sh
 
 from kasalias.probe import event_name
 
 pytestmark = pytest.mark.e2e
 TRACERS = E2E / "tracers"
 # what each tool's hit counts are read from, in the guest's output
-TOOLS = ("kprobe", "bpftrace", "perf", "libbpf-single", "libbpf-multi", "ftrace-function", "ftrace-function_graph")
+TOOLS = ("kprobe", "kprobe-return", "bpftrace", "bpftrace-kretprobe", "perf", "perf-kprobe-events", "libbpf-single", "libbpf-multi", "ftrace-function",
+         "ftrace-function_graph")
 
 
 @dataclass
@@ -56,16 +57,20 @@ def build_kcount(out: Path) -> tuple[Path, Path]:
 def parse(log: str) -> TraceGuest:
     g = TraceGuest(log)
     g.targets = g.lines("E2E-TARGET")
-    by_event = {event_name(a): a for a in g.targets}
+    by_event = {event_name(a, ret): (a, ret) for a in g.targets for ret in (False, True)}
     for line in g.lines("E2E-HITS-EVENT kprobe"):
         event, n = line.split()[:2]
-        g.hits["kprobe"][by_event[event]] = int(n)
-    bpftrace = dict(re.findall(r"^E2E-BPFTRACE @h(\d+): (\d+)$", log, re.M))
-    for i, alias in enumerate(g.targets):
-        g.hits["bpftrace"][alias] = int(bpftrace.get(str(i), 0))  # a map never written is not printed
-    perf = {m[1]: int(m[0]) for m in re.findall(r"^E2E-PERF-SCRIPT\s+(\d+)\s+probe:(\S+?):?$", log, re.M)}
-    for alias in g.targets:
-        g.hits["perf"][alias] = perf.get(event_name(alias), 0)
+        alias, ret = by_event[event]
+        g.hits["kprobe-return" if ret else "kprobe"][alias] = int(n)
+    for tool, prefix in (("bpftrace", "E2E-BPFTRACE"), ("bpftrace-kretprobe", "E2E-BPFTRACE-RET")):
+        maps = dict(re.findall(rf"^{prefix} @h(\d+): (\d+)$", log, re.M))
+        for i, alias in enumerate(g.targets):
+            g.hits[tool][alias] = int(maps.get(str(i), 0))  # a map never written is not printed
+    for tool, prefix, group in (("perf", "E2E-PERF-SCRIPT", "probe"),
+                                ("perf-kprobe-events", "E2E-PERF-EVENTS-SCRIPT", "kasalias")):
+        events = {m[1]: int(m[0]) for m in re.findall(rf"^{prefix}\s+(\d+)\s+{group}:(\S+?):?\s*$", log, re.M)}
+        for alias in g.targets:
+            g.hits[tool][alias] = events.get(event_name(alias), 0)  # perf script shows events with hits
     for mode in ("single", "multi"):
         for line in g.lines(f"E2E-LIBBPF-{mode} KCOUNT"):
             alias, n = line.split()
@@ -76,9 +81,21 @@ def parse(log: str) -> TraceGuest:
     return g
 
 
+def readme_lines() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Tracing with aliases"):]
+    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+
+
 @pytest.fixture(scope="module")
 def trace_guest(tmp_path_factory: pytest.TempPathFactory) -> TraceGuest:
     obj = boot_hooked(TRACE).obj
+    # modules installed as distributions ship them: without DWARF (perf probe looks names up
+    # in DWARF when it finds some, and aliases are not there)
+    staging = obj / "tracers-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    sh(E2E / "build-kernel", hooked_tree(TRACE.series), obj, "modules_install", f"INSTALL_MOD_PATH={staging}",
+       "INSTALL_MOD_STRIP=1", "KAS_ALIAS=1", *TRACE.make_args(), env=TRACE.env())
     rootfs = sh(E2E / "fetch-rootfs").strip().splitlines()[-1]
     tmp = tmp_path_factory.mktemp("tracers")
     bpf, prog = build_kcount(tmp)
@@ -90,10 +107,13 @@ def trace_guest(tmp_path_factory: pytest.TempPathFactory) -> TraceGuest:
     package = tmp / "package"
     shutil.copytree(ROOT / "kasalias", package, ignore=shutil.ignore_patterns("__pycache__"))
     disk = obj / "tracers-root.img"
+    readme = tmp / "readme.sh"
+    readme.write_text(readme_lines())
     files = [(TRACERS / "test.sh", "/kasalias/test.sh"), (TRACERS / "work.sh", "/kasalias/work.sh"),
+             (readme, "/kasalias/readme.sh"),
              (bpf, "/kasalias/kcount.bpf.o"), (prog, "/kasalias/kcount"), (wrapper, "/usr/local/bin/kasalias"),
              (package, "/opt/kasalias/kasalias")]
-    sh(E2E / "mkrootdisk", "-r", rootfs, "-m", obj / "staging", *[a for s, d in files for a in ("-f", f"{s}:{d}")],
+    sh(E2E / "mkrootdisk", "-r", rootfs, "-m", staging, *[a for s, d in files for a in ("-f", f"{s}:{d}")],
        disk)
     log = obj / "tracers.log"
     env = dict(TRACE.env(), QEMU_MEM="1536M")
@@ -138,3 +158,20 @@ def test_ftrace_takes_the_number_not_the_alias(trace_guest: TraceGuest) -> None:
     (copies,) = trace_guest.lines("E2E-BARE ftrace-filter")
     (graph,) = trace_guest.lines("E2E-BARE ftrace-graph")
     assert int(copies) >= 2 and int(graph) >= 2
+
+
+def test_bpftrace_patterns_through_kasalias(trace_guest: TraceGuest) -> None:
+    """bpftrace's own wildcard finds no alias; the pattern expanded by 'kasalias probe' attaches
+    every type_show copy, and the net-sysfs one counts its 3 calls."""
+    assert any("No probes to attach" in l for l in trace_guest.lines("E2E-WILDCARD bpftrace"))
+    lines = "\n".join(trace_guest.lines("E2E-BPFTRACE-WILDCARD"))
+    probes = [line.split()[0] for line in trace_guest.lines("E2E-SPEC-bpftrace-wildcard")]
+    net = probes.index(f'kprobe:"{trace_guest.targets[0]}"')
+    assert len(probes) >= 2 and f"Attaching {len(probes)} probes" in lines, lines
+    assert re.search(rf"^@h{net}: 3$", lines, re.M), lines
+
+
+def test_readme_tracing_lines_run_as_written(trace_guest: TraceGuest) -> None:
+    assert trace_guest.lines("E2E-README") == ["rc=0"], "\n".join(trace_guest.lines("E2E-README-OUT"))
+    out = "\n".join(trace_guest.lines("E2E-README-OUT"))
+    assert "@hits: 1" in out and f'kprobe:"{trace_guest.targets[0]}"' in out, out
