@@ -48,7 +48,7 @@ $K/work.sh
 echo 0 >$T/events/kasalias/enable
 awk '{ print "E2E-HITS-EVENT kprobe", $1, $2 }' $T/kprobe_profile
 echo >$T/kprobe_events
-echo "p:kasalias/bare type_show" >>$T/kprobe_events 2>/tmp/err; echo "E2E-BARE kprobe rc=$? $(tail -n1 $T/error_log)"
+echo "p:kasalias/bare type_show" >>$T/kprobe_events 2>/dev/null; echo "E2E-BARE kprobe rc=$? $(grep 'error:' $T/error_log | tail -n1)"
 echo >$T/kprobe_events
 
 # --- bpftrace ----------------------------------------------------------------------
