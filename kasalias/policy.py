@@ -34,6 +34,12 @@ GENERATED = re.compile(
     r"|^(?:init_module|cleanup_module|__this_module)$"  # module_init()/module_exit() aliases, modpost data
     r"|^orc_header$"  # scripts/module-common.c, linked into every module
     r"|^__(?:start|stop)_"  # section bounds the linker defines (no source at all)
+    # What scripts/kallsyms takes for a linker script's symbol (may_be_linker_script_provide_symbol():
+    # 8 characters or more, "__" and then "start_", "stop_" or "end_", or ending in "_start" or
+    # "_end"): at an address it sorts such a name after every other, so an alias would become
+    # the name the kernel prints and traces for that address. Clang emits tracepoints'
+    # __do_trace_<event> out of line: __do_trace_initcall_start in init/main.c and printk.c.
+    r"|^__(?=.{6})(?:(?:start|stop|end)_|.*_(?:start|end)$)"
     r"|^__SCT__"  # static call trampolines: assembly from DEFINE_STATIC_CALL(), no DWARF definition
     r"|^C\.\d+(?:\.\d+)*$"  # GCC's constant pools of initializers (C.2.0)
     r"|^__mod_\w+_device_table$|^__mod_device_table__"  # MODULE_DEVICE_TABLE() (6.x; 7.x names)
