@@ -84,23 +84,41 @@ def module_name(path: StrPath) -> str:
     return name.replace("-", "_")
 
 
-def symbol_keys(symbols: Iterable[Symbol], files: list[str]) -> dict[int, SymbolKey]:
-    """Key of every symbol, by symbol index; ``files`` are the image's STT_FILE names."""
+def symbol_keys(symbols: Iterable[Symbol], files: list[str],
+                ordinals: dict[int, int] | None = None) -> dict[int, SymbolKey]:
+    """Key of every symbol, by symbol index; ``files`` are the image's STT_FILE names.
+    A symbol's ordinal counts the symbols of its name before it in its group: ``symbols``
+    are all of the image's symbols of their names, or ``ordinals`` (symbol_ordinals over
+    those) gives the ordinals."""
+    symbols = list(symbols)
+    if ordinals is None:
+        ordinals = symbol_ordinals(symbols)
     occurrence: list[int] = []
     seen_files: dict[str, int] = {}
     for f in files:
         occurrence.append(seen_files.get(f, 0))
         seen_files[f] = occurrence[-1] + 1
-    seen: dict[tuple[int, str], int] = {}
     keys: dict[int, SymbolKey] = {}
     for s in symbols:
-        n = seen.get((s.group, s.name), 0)
-        seen[(s.group, s.name)] = n + 1
+        n = ordinals.get(s.index, 0)
         if 0 <= s.group < len(files):
             keys[s.index] = (files[s.group], occurrence[s.group], s.name, n)
         else:
             keys[s.index] = ("", 0, s.name, n)
     return keys
+
+
+def symbol_ordinals(symbols: Iterable[Symbol]) -> dict[int, int]:
+    """The ordinals of symbol_keys() that are not 0 (a name defined twice in one group: rare),
+    by symbol index: what an image keeps of its keys until it knows which it needs."""
+    seen: dict[tuple[int, str], int] = {}
+    out: dict[int, int] = {}
+    for s in symbols:
+        n = seen.get((s.group, s.name), 0)
+        seen[(s.group, s.name)] = n + 1
+        if n:
+            out[s.index] = n
+    return out
 
 
 class AliasTable:

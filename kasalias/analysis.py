@@ -8,11 +8,12 @@ import struct
 import time
 import logging
 import sys
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, cast
 
-from kasalias.aliastable import VMLINUX, AliasRow, AliasTable, SymbolKey, module_name, symbol_keys
+from kasalias.aliastable import VMLINUX, AliasRow, AliasTable, SymbolKey, module_name, symbol_keys, symbol_ordinals
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import read_text_input
 from kasalias.kallsyms_rules import VmlinuxRules, module_keeps
@@ -27,22 +28,33 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoadedImage:
-    """An image's kallsyms-visible symbols (the file itself is closed again)."""
+    """An image's kallsyms-visible symbols as names and .symtab indices (the file itself is
+    closed again): until all names are counted nothing tells which symbols the analysis
+    needs, and in a distribution kernel those of duplicated names are a fifth. The analysis
+    reads those again from the file (ElfImage.symbols_at). Debian's 7.2 kernel and its 4,216
+    modules have 1.05 million visible symbols: as Symbol tuples with their keys, they took
+    400 MB, held through all the DWARF work."""
 
     name: str
     path: Path
-    visible: list[Symbol]
-    # The identity keys of visible symbols. Where ``symbols`` is kept (vmlinux), only those of
-    # the names asked for, filled in by keys_of().
-    keys: dict[int, SymbolKey]
+    names: list[str]  # the visible symbols' names ...
+    indices: array[int]  # ... and their .symtab indices, in symbol table order
+    files: list[str]  # the STT_FILE names (Symbol.group)
+    # A module's key ordinals that are not 0 (aliastable.symbol_ordinals): its symbol table
+    # is not kept. vmlinux's keys are made from ``symbols``, for the names asked for.
+    ordinals: dict[int, int] = field(default_factory=dict)
     symbols: list[Symbol] | None = None  # vmlinux's, kept to be read once (modules' are small)
-    files: list[str] = field(default_factory=list)  # the STT_FILE names, with ``symbols``
+
+    def duplicated(self, freq: SymbolFrequency) -> list[int]:
+        """The indices of the visible symbols whose names ``freq`` counts more than once."""
+        count = freq.counts.get  # freq[name] without a method call for each symbol
+        return [i for n, i in zip(self.names, self.indices) if count(name_key(n), 0) > 1]
 
     def keys_of(self, syms: list[Symbol]) -> dict[int, SymbolKey]:
-        """``keys``, holding at least the keys of ``syms`` (visible symbols of this image)."""
-        if self.symbols is not None and any(s.index not in self.keys for s in syms):
-            self.keys.update(_keys_of_names(self.symbols, {s.name for s in syms}, self.files))
-        return self.keys
+        """The keys of ``syms`` (visible symbols of this image), by symbol index."""
+        if self.symbols is None:
+            return symbol_keys(syms, self.files, self.ordinals)
+        return _keys_of_names(self.symbols, {s.name for s in syms}, self.files)
 
 
 def _keys_of_names(symbols: list[Symbol], names: set[str], files: list[str]) -> dict[int, SymbolKey]:
@@ -50,6 +62,12 @@ def _keys_of_names(symbols: list[Symbol], names: set[str], files: list[str]) -> 
     of its name in its group, so all symbols of those names are keyed, and no others: keying
     all of a vmlinux's ~190,000 symbols would cost more than the rest of their reading."""
     return symbol_keys([s for s in symbols if s.name in names], files)
+
+
+def _loaded(name: str, path: Path, visible: list[Symbol], files: list[str], ordinals: dict[int, int],
+            symbols: list[Symbol] | None = None) -> LoadedImage:
+    return LoadedImage(name, path, [s.name for s in visible], array("I", [s.index for s in visible]), files,
+                       ordinals, symbols)
 
 
 def _usable(name: str) -> bool:
@@ -63,7 +81,7 @@ def load_vmlinux(path: Path, rules: VmlinuxRules) -> LoadedImage:
     with ElfImage(path) as img:
         keeps = rules.keeps
         visible = [s for s in img.symbols if s.name and keeps(s.name, s.letter) and _usable(s.name)]
-        return LoadedImage(VMLINUX, path, visible, {}, img.symbols, img.file_groups())
+        return _loaded(VMLINUX, path, visible, img.file_groups(), {}, img.symbols)
 
 
 def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
@@ -74,8 +92,9 @@ def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
         visible = [s for s in img.symbols
                    if s.shndx < n and module_keeps(s.name, s.type, s.shndx, secs[s.shndx].name,
                                                    secs[s.shndx].flags, n, kallsyms_all) and _usable(s.name)]
-        keys = _keys_of_names(img.symbols, {s.name for s in visible}, img.file_groups())
-        return LoadedImage(module_name(path), path, visible, keys)
+        names = {s.name for s in visible}
+        ordinals = symbol_ordinals(s for s in img.symbols if s.name in names)
+        return _loaded(module_name(path), path, visible, img.file_groups(), ordinals)
 
 
 def modules_from_order(order: Path, objtree: Path) -> list[Path]:
@@ -118,7 +137,7 @@ class Progress:
             sys.stderr.flush()
 
 
-@dataclass
+@dataclass(slots=True)
 class Occurrence:
     """One kallsyms entry of a duplicated name, for reports."""
 
@@ -143,7 +162,7 @@ def load_images(vmlinux: Path | None, modules: Iterable[Path], rules: VmlinuxRul
                 kallsyms_all: bool = True) -> list[LoadedImage]:
     modules = list(modules)
     # Reading makes a few hundred thousand symbols (named tuples, which the cycle collector
-    # never untracks) and no reference cycles; they live as long as the analysis. Collections
+    # never untracks) and no reference cycles; vmlinux's live as long as the analysis. Collections
     # would only walk them again and again, while reading and then in the DWARF work (0.15 s
     # of 1.8 s on a vmlinux): no collection while reading, and the result is moved out of the
     # collector's generations (gc.freeze(); reference counting still frees it).
@@ -189,32 +208,35 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
     if freq is None:
         freq = SymbolFrequency()
         for img in images:
-            freq.add(s.name for s in img.visible)
+            freq.add(img.names)
     copies: list[Copy] = []
     problems: list[str] = []
     occurrences: dict[str, list[Occurrence]] = {}
+    occurrence_keys: list[tuple[Occurrence, SymbolKey]] = []  # with collect: each one's key, for its alias
     work = [img for img in images if keep(img)]
     located, identity_seconds = 0, 0.0
     progress = Progress(len(work), "reading DWARF")
     for img in work:
         progress.step(str(img.path))
-        count = freq.counts.get  # freq[s.name] without a method call for each symbol
-        dups = [s for s in img.visible if count(name_key(s.name), 0) > 1]
-        keys = img.keys_of(dups)
-        targets = [s for s in dups if policy.covers(s)]
-        locs: dict[int, SourceLoc] = {}
-        if targets:
-            started = time.process_time()
-            with ElfImage(img.path) as elf:
-                if img.symbols is not None:
-                    elf.use_symbols(img.symbols)
+        wanted = img.duplicated(freq)
+        if not wanted:
+            continue
+        with ElfImage(img.path) as elf:
+            if img.symbols is not None:
+                elf.use_symbols(img.symbols)
+            dups = elf.symbols_at(wanted)
+            keys = img.keys_of(dups)
+            targets = [s for s in dups if policy.covers(s)]
+            locs: dict[int, SourceLoc] = {}
+            if targets:
+                started = time.process_time()
                 try:
                     with DwarfSource(elf, paths, cache) as dwarf:
                         locs = dwarf.locate(targets)
                 except malformed_dwarf_errors() as e:
                     raise KasaliasError(f"{img.path}: malformed DWARF ({type(e).__name__}: {e})") from None
-            identity_seconds += time.process_time() - started
-            located += len(targets)
+                identity_seconds += time.process_time() - started
+                located += len(targets)
         for s in targets:
             loc = locs.get(s.index)
             if loc is None:
@@ -227,12 +249,12 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
         if collect:
             covered = {s.index for s in targets}
             for s in dups:
-                occurrences.setdefault(name_key(s.name), []).append(
-                    Occurrence(img.name, s, locs.get(s.index), None, s.index in covered))
+                o = Occurrence(img.name, s, locs.get(s.index), None, s.index in covered)
+                occurrences.setdefault(name_key(s.name), []).append(o)
+                occurrence_keys.append((o, keys[s.index]))
     progress.done()
     aliases, naming_problems = assign(copies, taken)
     problems.extend(naming_problems)
-    by_image = {img.name: img for img in images}
     rows = []
     for c, alias in aliases.items():
         image, key = cast("tuple[str, SymbolKey]", c.key)
@@ -241,8 +263,7 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
                              f"{c.loc.decl_file}:{c.loc.decl_line}", c.loc.cu))
     if collect:
         by_key = {(r.image, r.key): r.alias for r in rows}
-        for occ_list in occurrences.values():
-            for o in occ_list:
-                o.alias = by_key.get((o.image, by_image[o.image].keys[o.symbol.index]))
+        for o, key in occurrence_keys:
+            o.alias = by_key.get((o.image, key))
     return Analysis(freq, AliasTable(rows, (i.name for i in work)), problems, occurrences, located,
                     identity_seconds)

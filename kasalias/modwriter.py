@@ -87,8 +87,8 @@ def aliases_for_module(img: ElfImage, table: AliasTable, symbfreq: StrPath | Non
         from kasalias.symbfreq import lookup
 
         image = load_module(Path(path))
-        own = lookup(Path(symbfreq), (s.name for s in image.visible))  # the kernel's counts of its names
-        own.add(s.name for s in image.visible)
+        own = lookup(Path(symbfreq), image.names)  # the kernel's counts of its names
+        own.add(image.names)
         result = analyze([image], paths, policy, freq=own, taken=table.aliases())
         for p in result.problems:
             logging.getLogger(__name__).warning("%s", p)

@@ -13,6 +13,7 @@ an object's local symbols after that object's STT_FILE symbol, in link order.
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 from operator import itemgetter
@@ -26,7 +27,7 @@ from kasalias.fsutil import open_input
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
-    from typing import BinaryIO, Iterator, NamedTuple
+    from typing import BinaryIO, Iterable, Iterator, NamedTuple
 
     class _SymbolFields(NamedTuple):
         index: int  # type: ignore[assignment]  # the .symtab index (shadows tuple.index on purpose)
@@ -431,6 +432,44 @@ class ElfImage:
                                 group if bind == STB_LOCAL else -1)))
         return iter(out)
 
+    def symbols_at(self, indices: Iterable[int]) -> list[Symbol]:
+        """The symbols at these .symtab indices (in index order), each as ``symbols`` makes it:
+        taken from ``symbols`` if they were read, else decoded alone. After the analysis has
+        counted names, it needs the symbols of a module's duplicated names, a fifth of its
+        kallsyms-visible ones."""
+        wanted = sorted(set(indices))
+        if self._symbols is not None:
+            keep = set(wanted)
+            return [s for s in self._symbols if s.index in keep]
+        symtab = self.symtab
+        if symtab.link >= len(self.sections):
+            raise KasaliasError(f"{self.path}: .symtab has a bad string table link")
+        strtab = self.section_data(self.sections[symtab.link])
+        data = self.section_data(symtab)
+        if symtab.entsize != 24 or len(data) % 24 or (wanted and not 0 < wanted[0] <= wanted[-1] < len(data) // 24):
+            raise KasaliasError(f"{self.path}: malformed .symtab")
+        letters = [section_letter(s) for s in self.sections]
+        nsec = len(self.sections)
+        xindex = self._extended_indices(symtab)
+        files = _file_symbol_indices(data)
+        out: list[Symbol] = []
+        for index in wanted:
+            st_name, st_info, _other, shndx, value, size = ELF64_SYM.unpack_from(data, 24 * index)
+            stype, bind = st_info & 0xF, st_info >> 4
+            if stype == STT_FILE or stype == STT_SECTION:
+                raise KasaliasError(f"{self.path}: symbol {index} is a file or section symbol")
+            extended = shndx == SHN_XINDEX and xindex is not None
+            if extended:
+                shndx = xindex[index]  # type: ignore[index]
+            end = strtab.find(b"\0", st_name)
+            if end < 0:
+                raise KasaliasError(f"{self.path}: malformed .symtab string table")
+            name = strtab[st_name:end].decode("utf-8", "surrogateescape")
+            group = bisect.bisect_left(files, index) - 1 if bind == STB_LOCAL else -1
+            out.append(Symbol(index, name, value, size, stype, bind, shndx,
+                              _letter(stype, bind, shndx, letters, nsec, extended), group))
+        return out
+
     def _extended_indices(self, symtab: Section) -> tuple[int, ...] | None:
         """SHT_SYMTAB_SHNDX: section indices beyond 0xff00 (vmlinux.o with many sections)."""
         for s in self.sections:
@@ -449,16 +488,24 @@ class ElfImage:
         symtab = self.symtab
         strtab = self.section_data(self.sections[symtab.link])
         data = self.section_data(symtab)
-        # Every symbol's st_info byte, marked 1 where it is an STT_FILE: the few thousand file
-        # symbols are then found by bytes.find, not by unpacking all symbols.
-        marks = data[4::24].translate(_FILE_MARKS)
         names = []
-        i = marks.find(1)
-        while i >= 0:
+        for i in _file_symbol_indices(data):
             (st_name,) = _ST_NAME.unpack_from(data, 24 * i)
             names.append(strtab[st_name:strtab.find(b"\0", st_name)].decode("utf-8", "surrogateescape"))
-            i = marks.find(1, i + 1)
         return names
+
+
+def _file_symbol_indices(symtab: bytes) -> list[int]:
+    """The .symtab indices of the STT_FILE symbols, in order. Every symbol's st_info byte is
+    marked 1 where it is an STT_FILE: the few thousand file symbols are then found by
+    bytes.find, not by unpacking all symbols."""
+    marks = symtab[4::24].translate(_FILE_MARKS)
+    out = []
+    i = marks.find(1)
+    while i >= 0:
+        out.append(i)
+        i = marks.find(1, i + 1)
+    return out
 
 
 def _letter(stype: int, bind: int, shndx: int, letters: list[str], nsec: int, extended: int = 0) -> str:

@@ -96,6 +96,8 @@ def test_symbols_with_names_that_are_not_ascii(tmp_path: Path) -> None:
     with ElfImage(obj) as img:
         syms = img.symbols
         groups = img.file_groups()
+    with ElfImage(obj) as img:
+        assert img.symbols_at(s.index for s in syms) == syms  # decoded alone, from bytes
     assert Counter((s.value, s.letter, s.name) for s in syms if s.name) == Counter(nm_symbols(obj))
     assert {"caf\u00e9", "na\u00efve", "plain"} <= {s.name for s in syms}
     ref = [e for e in elf_symbols(obj) if e["index"] != 0 and e["type"] not in ("STT_FILE", "STT_SECTION")]
