@@ -448,19 +448,25 @@ class ElfImage:
         data = self.section_data(symtab)
         if symtab.entsize != 24 or len(data) % 24 or (wanted and not 0 < wanted[0] <= wanted[-1] < len(data) // 24):
             raise KasaliasError(f"{self.path}: malformed .symtab")
-        letters = [section_letter(s) for s in self.sections]
         nsec = len(self.sections)
         xindex = self._extended_indices(symtab)
         files = _file_symbol_indices(data)
-        out: list[Symbol] = []
+        entries = []
         for index in wanted:
             st_name, st_info, _other, shndx, value, size = ELF64_SYM.unpack_from(data, 24 * index)
-            stype, bind = st_info & 0xF, st_info >> 4
-            if stype == STT_FILE or stype == STT_SECTION:
+            if st_info & 0xF in (STT_FILE, STT_SECTION):
                 raise KasaliasError(f"{self.path}: symbol {index} is a file or section symbol")
             extended = shndx == SHN_XINDEX and xindex is not None
             if extended:
                 shndx = xindex[index]  # type: ignore[index]
+            entries.append((index, st_name, st_info, shndx, extended, value, size))
+        # The letters of the sections these symbols are in alone: a module has dozens of
+        # sections and a few symbols of duplicated names (letters of all: half the time here).
+        used = {e[3] for e in entries}
+        letters = [section_letter(s) if s.index in used else "?" for s in self.sections]
+        out: list[Symbol] = []
+        for index, st_name, st_info, shndx, extended, value, size in entries:
+            stype, bind = st_info & 0xF, st_info >> 4
             end = strtab.find(b"\0", st_name)
             if end < 0:
                 raise KasaliasError(f"{self.path}: malformed .symtab string table")
