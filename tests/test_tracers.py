@@ -1,5 +1,5 @@
 """Aliases in the tools people trace with, on a booted kernel: bpftrace, perf probe + perf record,
-libbpf (kprobe and kprobe_multi), tracefs kprobe events and ftrace.
+libbpf (kprobe and kprobe_multi), tracefs kprobe events, ftrace and livepatch.
 
 The hooked 6.12 kernel of tests/test_e2e_kernel.py (its TRACE variant carries BPF, BTF, fprobe
 and the function tracer) boots from a root disk made of Debian's own packages
@@ -107,10 +107,15 @@ def trace_guest(tmp_path_factory: pytest.TempPathFactory) -> TraceGuest:
     package = tmp / "package"
     shutil.copytree(ROOT / "kasalias", package, ignore=shutil.ignore_patterns("__pycache__"))
     disk = obj / "tracers-root.img"
+    klp = tmp / "klp"  # the livepatch module, built against this kernel like an external module
+    shutil.copytree(TRACERS / "klp", klp)
+    sh(E2E / "build-kernel", hooked_tree(TRACE.series), obj, f"M={klp}", "modules", "KAS_ALIAS=1",
+       *TRACE.make_args(), env=TRACE.env())
     readme = tmp / "readme.sh"
     readme.write_text(readme_lines())
     files = [(TRACERS / "test.sh", "/kasalias/test.sh"), (TRACERS / "work.sh", "/kasalias/work.sh"),
              (readme, "/kasalias/readme.sh"),
+             (klp / "kasalias_klp.ko", "/kasalias/kasalias_klp.ko"),
              (bpf, "/kasalias/kcount.bpf.o"), (prog, "/kasalias/kcount"), (wrapper, "/usr/local/bin/kasalias"),
              (package, "/opt/kasalias/kasalias")]
     sh(E2E / "mkrootdisk", "-r", rootfs, "-m", staging, *[a for s, d in files for a in ("-f", f"{s}:{d}")],
@@ -175,3 +180,14 @@ def test_readme_tracing_lines_run_as_written(trace_guest: TraceGuest) -> None:
     assert trace_guest.lines("E2E-README") == ["rc=0"], "\n".join(trace_guest.lines("E2E-README-OUT"))
     out = "\n".join(trace_guest.lines("E2E-README-OUT"))
     assert "@hits: 1" in out and f'kprobe:"{trace_guest.targets[0]}"' in out, out
+
+
+def test_livepatch_replaces_the_copy_its_alias_names(trace_guest: TraceGuest) -> None:
+    """klp_func.old_name = the alias of net-sysfs's type_show: /sys/class/net/lo/type reads the
+    patch's 4242, perf's type_show copy still answers; the bare name is refused."""
+    (bare,) = trace_guest.lines("E2E-KLP-BARE")
+    assert not bare.startswith("rc=0"), bare
+    assert any(l.startswith("loaded") for l in trace_guest.lines("E2E-KLP")), trace_guest.lines("E2E-KLP")
+    (state,) = [l for l in trace_guest.lines("E2E-KLP") if l.startswith("net=")]
+    net, perf = (v.split("=")[1] for v in state.split())
+    assert net == "4242" and perf.isdigit() and perf != "4242", state

@@ -4,6 +4,7 @@
 # type_show (vmlinux) and of minix's get_block (module) by alias with each tool, the way
 # 'kasalias probe --for TOOL' prints it, runs work.sh (which calls one copy of each pair)
 # and prints the hits per copy; then what each tool does with the bare duplicated name.
+# Last, a livepatch replaces the net-sysfs copy named by its alias.
 # Every line the host parses starts with E2E; the last is KASALIAS-E2E-END rc=0.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root PYTHONDONTWRITEBYTECODE=1
 mount -t proc proc /proc
@@ -127,4 +128,14 @@ echo >$T/set_graph_function
 # --- the README's "Tracing with aliases" lines, as written (tests/test_tracers.py copies them)
 bash -e -x $K/readme.sh >/tmp/readme.out 2>&1; echo "E2E-README rc=$?"
 out E2E-README-OUT </tmp/readme.out
+
+# --- livepatch: old_name = the alias (tests/e2e/tracers/klp) ---------------------------------
+insmod $K/kasalias_klp.ko target=type_show 2>/dev/null; echo "E2E-KLP-BARE rc=$? $(dmesg | grep 'livepatch:' | tail -n1)"
+# Not waiting for the transition to end: without a reliable unwinder (this kernel has
+# UNWINDER_GUESS) sleeping kernel threads never switch; this shell switches when insmod returns
+# to it, and the cat processes it starts are patched from their start.
+if insmod $K/kasalias_klp.ko target="$NET"; then
+	echo "E2E-KLP loaded $(dmesg | grep 'livepatch:' | tail -n1)"
+fi
+echo "E2E-KLP net=$(cat /sys/class/net/lo/type) perf=$(cat /sys/bus/event_source/devices/software/type)"
 echo "KASALIAS-E2E-END rc=0"
