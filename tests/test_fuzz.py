@@ -206,7 +206,12 @@ def inputs(build5: Build, analysis5: Path, tmp_path_factory: pytest.TempPathFact
     d = tmp_path_factory.mktemp("fuzz-inputs")
     syms = d / "vmlinux.syms"
     syms.write_bytes(subprocess.run(["nm", "-n", str(build5.vmlinux)], check=True, capture_output=True).stdout)
+    # a /proc/kallsyms with aliases, for 'probe': vmlinux's nm lines and an alias after every text one
+    kallsyms = d / "kallsyms"
+    kallsyms.write_text("".join(f"{line}\n" + (f"{line}@fuzz_c_{n}\n" if line.split()[1] in "tT" else "")
+                                for n, line in enumerate(syms.read_text().splitlines())))
     files = {"ko": build5.ko("minix"), "vmlinux.o": build5.vmlinux_o, "vmlinux": build5.vmlinux,
+             "kallsyms": kallsyms,
              "table": analysis5 / "modules.symalias", "symbfreq": analysis5 / "modules.symbfreq", "syms": syms,
              "order": build5.objtree / "modules.order"}
     (d / "orig").mkdir()
@@ -244,6 +249,8 @@ VERBS = [
                                             "--json", "-o", w / "report.json"], lambda w: [w / "report.json"]),
     Verb("report-module", "ko", lambda f, w: ["report", "--vmlinux", f["vmlinux"], "--module", f["ko"], "--data",
                                               "-o", w / "report.txt"], lambda w: [w / "report.txt"]),
+    Verb("probe", "kallsyms", lambda f, w: ["probe", "--for", "perf", "--kallsyms", f["kallsyms"], "*@fuzz_c_1*"],
+         lambda w: []),
     Verb("analyze", "vmlinux.o", lambda f, w: ["analyze", "--vmlinux", f["vmlinux.o"], "--module", f["ko"], "--data",
                                                "-o", w], lambda w: [w / "modules.symbfreq", w / "modules.symalias"]),
 ]
@@ -299,6 +306,7 @@ def _verb_cases(f: dict[str, Path], w: Path) -> list[tuple[list[object], list[Pa
           "-o", w], [w / "modules.symbfreq", w / "modules.symalias"]),
         (["gen", "--objtree", f["objtree"], "--srctree", w, "--modules-order", f["order"].name,
           "--ninja-file", "k.ninja"], [f["objtree"] / "k.ninja"]),
+        (["probe", "--for", "ftrace", "--kallsyms", f["kallsyms"], "--tracefs", w, "*@fuzz_c_1*"], []),
     ]
 
 
@@ -345,7 +353,7 @@ def test_output_that_is_an_input(case: dict[str, Path]) -> None:
     w = case["objtree"]
     f = case
     for argv, outs in _verb_cases(f, w):
-        if argv[0] in ("analyze", "gen"):
+        if argv[0] in ("analyze", "gen", "probe"):  # probe writes to stdout only
             continue
         out = outs[0]
         for inp in [a for a in argv if isinstance(a, Path) and a.is_file()]:
