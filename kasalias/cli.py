@@ -220,10 +220,15 @@ def cmd_kallsyms(args: argparse.Namespace) -> int:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from kasalias.index import Kernel
-    from kasalias.probe import probes, targets
+    from kasalias.probe import probes, targets, targets_from_index
 
-    kernel = Kernel(args.kallsyms, build_id="")  # no build ID: nothing is resolved against an index
-    found = targets(kernel.lines, args.alias, kernel.where)
+    if args.index:
+        found = targets_from_index(*_kernel(args), args.alias)
+    else:
+        if args.build_id is not None or args.module_build_id:
+            raise KasaliasError("--build-id and --module-build-id go with --index")
+        kernel = Kernel(args.kallsyms, build_id="")  # no build ID: nothing is resolved against an index
+        found = targets(kernel.lines, args.alias, kernel.where)
     sys.stdout.write("".join(line + "\n" for line in probes(args.tool, found, args.ret, args.tracefs)))
     return 0
 
@@ -360,6 +365,19 @@ def cmd_kbuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kernel_args(p: argparse.ArgumentParser, index_required: bool) -> None:
+    """The running kernel (or a saved copy) and, for a kernel built without aliases, the index."""
+    from pathlib import Path
+
+    p.add_argument("--index", type=Path, required=index_required,
+                   help="the file 'kasalias index' wrote" + ("" if index_required else
+                        ": for a kernel built without the aliases (a distribution's)"))
+    p.add_argument("--kallsyms", type=Path, help="a saved /proc/kallsyms (default: the running kernel's)")
+    p.add_argument("--build-id", help="with --kallsyms: the build ID of that kernel (/sys/kernel/notes)")
+    p.add_argument("--module-build-id", action="append", metavar="MODULE=HEX",
+                   help="with --kallsyms: a module's build ID (/sys/module/M/notes/.note.gnu.build-id)")
+
+
 def _common_tree_args(p: argparse.ArgumentParser) -> None:
     from pathlib import Path
 
@@ -446,11 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("kallsyms", "/proc/kallsyms of the running kernel (or a saved copy) with a line for each "
                                     "alias after its original's")):
         p = command(name, help=text)
-        p.add_argument("--index", type=Path, required=True, help="the file 'kasalias index' wrote")
-        p.add_argument("--kallsyms", type=Path, help="a saved /proc/kallsyms (default: the running kernel's)")
-        p.add_argument("--build-id", help="with --kallsyms: the build ID of that kernel (/sys/kernel/notes)")
-        p.add_argument("--module-build-id", action="append", metavar="MODULE=HEX",
-                       help="with --kallsyms: a module's build ID (/sys/module/M/notes/.note.gnu.build-id)")
+        _kernel_args(p, index_required=True)
         if name == "lookup":
             p.add_argument("alias", nargs="+", help="an alias, e.g. name_show@drivers_base_core_c_123")
             p.set_defaults(func=cmd_lookup)
@@ -465,9 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
                 description="Prints, one per line, the probe that TOOL takes for each alias: kprobe: a "
                 "kprobe_events line; bpftrace: a kprobe probe; perf: 'perf probe' arguments; ftrace: the "
                 "number set_ftrace_filter takes for that copy (ftrace matches names by the original's, never "
-                "an alias). A pattern (name_show@*) stands for every alias it matches.")
+                "an alias). A pattern (name_show@*) stands for every alias it matches. With --index, on a "
+                "kernel built without the aliases, the copies are found through the index and named by "
+                "address.")
     p.add_argument("--for", dest="tool", required=True, choices=TOOLS, help="the tracer")
-    p.add_argument("--kallsyms", type=Path, help="a saved /proc/kallsyms (default: the running kernel's)")
+    _kernel_args(p, index_required=False)
     p.add_argument("--return", dest="ret", action="store_true", help="the return probe (kretprobe), not the entry")
     p.add_argument("--tracefs", type=Path, help="--for ftrace: where tracefs is mounted (default: "
                    "/sys/kernel/tracing, then /sys/kernel/debug/tracing)")

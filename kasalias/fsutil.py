@@ -7,6 +7,7 @@ objcopy takes to rewrite a small module (NOTES.md, "start-up").
 
 from __future__ import annotations
 
+import mmap
 import os
 import stat
 
@@ -141,3 +142,12 @@ def write_atomic(path: StrPath, data: bytes, *, only_if_changed: bool = False) -
 def write_text_atomic(path: StrPath, text: str, *, only_if_changed: bool = False) -> bool:
     # surrogateescape: bytes that were not UTF-8 where they were read (DWARF strings) go back as they were
     return write_atomic(path, text.encode("utf-8", "surrogateescape"), only_if_changed=only_if_changed)
+
+
+def close_mapping(mapped: mmap.mmap | None) -> None:
+    """Unmap now if nothing holds a view of the mapping; else it goes with the last view."""
+    if mapped is not None:
+        try:
+            mapped.close()
+        except BufferError:
+            pass

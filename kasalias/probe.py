@@ -17,6 +17,10 @@ kernel, NOTES.md "Tracers and aliases" has the table):
   which is the original's, never the alias; the line number of the copy in
   available_filter_functions selects it instead (``echo N > set_ftrace_filter``), read
   from available_filter_functions_addrs (Linux 6.5+).
+
+On a kernel built without the aliases (a distribution's, with ``--index`` from its debug
+package: kasalias/index.py) the copies are found by the index and named by address, which
+tracefs, bpftrace and perf probe (vmlinux only) take; ftrace's number is by address anyway.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kasalias.errors import KasaliasError
-from kasalias.index import KallsymsLine
+from kasalias.index import VMLINUX, Index, KallsymsLine, Kernel
 
 TOOLS = ("kprobe", "bpftrace", "perf", "ftrace")
 TRACEFS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
@@ -43,6 +47,7 @@ class Target:
     alias: str
     module: str  # "" for vmlinux
     address: int
+    by_address: bool = False  # the kernel lists no alias: tools get the address
 
 
 def targets(lines: list[KallsymsLine], patterns: list[str], where: str) -> list[Target]:
@@ -66,6 +71,28 @@ def targets(lines: list[KallsymsLine], patterns: list[str], where: str) -> list[
     return out
 
 
+def targets_from_index(index: Index, kernel: Kernel, patterns: list[str]) -> list[Target]:
+    """The copies each pattern names among the index's aliases, resolved on ``kernel`` (its
+    KASLR slide, its modules' load addresses); same order and errors as ``targets``."""
+    chosen = []
+    seen: set[str] = set()
+    for pattern in patterns:
+        wild = any(c in pattern for c in "*?[")
+        hits = [e for e in index.entries if (fnmatch.fnmatchcase(e.alias, pattern) if wild else e.alias == pattern)]
+        if not hits:
+            raise KasaliasError(f"{pattern} {'matches no alias' if wild else 'is not an alias'} in the index")
+        for e in hits:
+            if e.alias not in seen:
+                seen.add(e.alias)
+                chosen.append(e)
+    out = []
+    for r in kernel.resolve(index, chosen):
+        if r.address is None:
+            raise KasaliasError(f"{r.entry.alias}: {r.missing}")
+        out.append(Target(r.entry.alias, "" if r.entry.image == VMLINUX else r.entry.image, r.address, True))
+    return out
+
+
 def event_name(alias: str, ret: bool = False) -> str:
     """A trace event name for the alias (``_ret`` appended for a return probe): ``@`` and every
     other character an event name cannot hold become ``_``; a name too long is cut and ends
@@ -79,13 +106,19 @@ def event_name(alias: str, ret: bool = False) -> str:
 def spec(tool: str, t: Target, ftrace_index: dict[tuple[int, str], int] | None = None, ret: bool = False) -> str:
     """The probe for ``tool``, as its user writes it (see the module's docstring); ``ret``: the
     return probe (kretprobe) instead of the entry's."""
+    where = f"0x{t.address:x}" if t.by_address else t.alias
     if tool == "kprobe":
-        return f"{'r' if ret else 'p'}:kasalias/{event_name(t.alias, ret)} {t.module + ':' if t.module else ''}{t.alias}"
+        module = t.module + ":" if t.module and not t.by_address else ""
+        return f"{'r' if ret else 'p'}:kasalias/{event_name(t.alias, ret)} {module}{where}"
     if tool == "bpftrace":
-        return f'{"kretprobe" if ret else "kprobe"}:"{t.alias}"'
+        return f'{"kretprobe" if ret else "kprobe"}:{where if t.by_address else chr(34) + where + chr(34)}'
     if tool == "perf":
-        escaped = t.alias.replace("@", "\\@") + ("%return" if ret else "")
-        return f"{'-m ' + t.module + ' ' if t.module else ''}-a {event_name(t.alias, ret)}={escaped}"
+        if t.by_address and t.module:
+            raise KasaliasError(f"{t.alias}: perf probe takes no address in a module: use --for kprobe, then "
+                                f"perf record -e kasalias:{event_name(t.alias, ret)}")
+        where = where if t.by_address else where.replace("@", "\\@")
+        return f"{'-m ' + t.module + ' ' if t.module else ''}-a {event_name(t.alias, ret)}={where}" + \
+            ("%return" if ret else "")
     if tool == "ftrace":
         assert ftrace_index is not None and not ret
         n = ftrace_index.get((t.address, t.module))

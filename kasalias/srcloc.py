@@ -31,7 +31,7 @@ from kasalias.dwarfscan import (F_LINE_STRP, F_STRP, F_STRX, F_STRX1, F_STRX2, F
                                 Abbrev, Entry, LineFiles, Unit, UnitReader, abbrev_table, cstring,
                                 line_table_files, range_list, uint, uleb, units)
 from kasalias.errors import KasaliasError
-from kasalias.fsutil import read_input, write_text_atomic
+from kasalias.fsutil import close_mapping, read_input, write_text_atomic
 from kasalias.symbols import PREFIX_TWINS, RENAMED_OBJECT_PREFIXES, ElfImage, Section, Symbol
 
 log = logging.getLogger(__name__)
@@ -142,12 +142,8 @@ class DwarfSource:
         self._data.clear()
         self._info = memoryview(b"")
         self._info_relocs = None
-        if self._mapped is not None:
-            try:
-                self._mapped.close()
-            except BufferError:  # a view is still held somewhere: the map goes with the last one
-                pass
-            self._mapped = None
+        close_mapping(self._mapped)
+        self._mapped = None
 
     def __enter__(self) -> DwarfSource:
         return self

@@ -19,7 +19,7 @@ import struct
 from operator import itemgetter
 
 from kasalias.errors import KasaliasError
-from kasalias.fsutil import open_input
+from kasalias.fsutil import close_mapping, open_input
 
 # The per-module step imports this module once per module: typing, dataclasses
 # and pathlib (with the re they import) would double its start-up (NOTES.md,
@@ -262,12 +262,8 @@ class ElfImage:
         return self._elf
 
     def close(self) -> None:
-        if self._mapped is not None:
-            try:
-                self._mapped.close()
-            except BufferError:  # a caller still holds a view: the map goes with the last one
-                pass
-            self._mapped = None
+        close_mapping(self._mapped)
+        self._mapped = None
         self._file.close()
 
     def __enter__(self) -> ElfImage:

@@ -109,3 +109,26 @@ def test_index_is_deterministic(build5: Build, build5b: Build, index: Path, tmp_
                  "--srctree", build5b.srctree, "--kernel-version", "6.12", "-o", other)
     strip = lambda p: [l for l in p.read_text().splitlines() if not l.startswith("# image: ")]  # noqa: E731
     assert strip(other) == strip(index)
+
+
+def test_probe_by_address_on_a_kernel_without_aliases(build5: Build, index: Path, tmp_path: Path) -> None:
+    """'probe --index': the copies the index names, at the addresses 'lookup' resolves, in the
+    address forms of kprobe_events, bpftrace and perf probe (vmlinux only)."""
+    dump = tmp_path / "kallsyms"
+    fake_kallsyms(build5, dump, ["minix", "kobject_example"])
+    entries = Index.read(index).entries
+    vm = next(e for e in entries if e.image == "vmlinux" and e.symbol == "name_show")
+    mx = next(e for e in entries if e.image == "minix" and e.symbol == "get_block")
+    where = {line.split()[1]: int(line.split()[0], 16) for line in run_kasalias(
+        "lookup", "--index", index, "--kallsyms", dump, vm.alias, mx.alias).stdout.splitlines()}
+    probe = ["probe", "--index", index, "--kallsyms", dump]
+    out = run_kasalias(*probe, "--for", "kprobe", vm.alias, mx.alias).stdout.splitlines()
+    assert [line.split()[1] for line in out] == [f"0x{where[vm.alias]:x}", f"0x{where[mx.alias]:x}"]
+    assert run_kasalias(*probe, "--for", "bpftrace", "--return", vm.alias).stdout == f"kretprobe:0x{where[vm.alias]:x}\n"
+    assert run_kasalias(*probe, "--for", "perf", vm.alias).stdout.endswith(f"=0x{where[vm.alias]:x}\n")
+    bad = run_kasalias(*probe, "--for", "perf", mx.alias, check=False)
+    assert bad.returncode == 1 and "perf probe takes no address in a module" in bad.stderr
+    both = run_kasalias(*probe, "--for", "bpftrace", "get_block@*").stdout.splitlines()
+    assert len(both) >= 2 and all(line.startswith("kprobe:0x") for line in both)
+    missing = run_kasalias(*probe, "--for", "bpftrace", "nothing@*", check=False)
+    assert missing.returncode == 1 and "matches no alias in the index" in missing.stderr

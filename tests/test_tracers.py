@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from kasalias.probe import event_name
 pytestmark = pytest.mark.e2e
 TRACERS = E2E / "tracers"
 # what each tool's hit counts are read from, in the guest's output
-TOOLS = ("kprobe", "kprobe-return", "bpftrace", "bpftrace-kretprobe", "perf", "perf-kprobe-events", "libbpf-single", "libbpf-multi", "ftrace-function",
+TOOLS = ("kprobe", "kprobe-return", "kprobe-index", "bpftrace", "bpftrace-kretprobe", "bpftrace-index", "perf", "perf-kprobe-events", "libbpf-single", "libbpf-multi", "ftrace-function",
          "ftrace-function_graph")
 
 
@@ -62,7 +63,11 @@ def parse(log: str) -> TraceGuest:
         event, n = line.split()[:2]
         alias, ret = by_event[event]
         g.hits["kprobe-return" if ret else "kprobe"][alias] = int(n)
-    for tool, prefix in (("bpftrace", "E2E-BPFTRACE"), ("bpftrace-kretprobe", "E2E-BPFTRACE-RET")):
+    for line in g.lines("E2E-HITS-EVENT kprobe-index"):
+        event, n = line.split()[:2]
+        g.hits["kprobe-index"][by_event[event][0]] = int(n)
+    for tool, prefix in (("bpftrace", "E2E-BPFTRACE"), ("bpftrace-kretprobe", "E2E-BPFTRACE-RET"),
+                         ("bpftrace-index", "E2E-BPFTRACE-INDEX")):
         maps = dict(re.findall(rf"^{prefix} @h(\d+): (\d+)$", log, re.M))
         for i, alias in enumerate(g.targets):
             g.hits[tool][alias] = int(maps.get(str(i), 0))  # a map never written is not printed
@@ -111,10 +116,15 @@ def trace_guest(tmp_path_factory: pytest.TempPathFactory) -> TraceGuest:
     shutil.copytree(TRACERS / "klp", klp)
     sh(E2E / "build-kernel", hooked_tree(TRACE.series), obj, f"M={klp}", "modules", "KAS_ALIAS=1",
        *TRACE.make_args(), env=TRACE.env())
+    # the index of the build without its aliases (vmlinux, X.ko), as of a distribution's debug package
+    index = tmp / "kernel.index"
+    modules = [obj / m.replace(".o", ".ko") for m in (obj / "modules.order").read_text().split()]
+    sh(sys.executable, "-m", "kasalias", "index", "--vmlinux", obj / "vmlinux", "--kernel-version", TRACE.series,
+       *[a for m in modules for a in ("--module", m)], "-o", index)
     readme = tmp / "readme.sh"
     readme.write_text(readme_lines())
     files = [(TRACERS / "test.sh", "/kasalias/test.sh"), (TRACERS / "work.sh", "/kasalias/work.sh"),
-             (readme, "/kasalias/readme.sh"),
+             (readme, "/kasalias/readme.sh"), (index, "/kasalias/kernel.index"),
              (klp / "kasalias_klp.ko", "/kasalias/kasalias_klp.ko"),
              (bpf, "/kasalias/kcount.bpf.o"), (prog, "/kasalias/kcount"), (wrapper, "/usr/local/bin/kasalias"),
              (package, "/opt/kasalias/kasalias")]

@@ -125,6 +125,19 @@ echo "$NET" >$T/set_graph_function 2>/dev/null; echo "E2E-BARE ftrace-alias-grap
 echo type_show >$T/set_graph_function; echo "E2E-BARE ftrace-graph $(grep -c . $T/set_graph_function)"
 echo >$T/set_graph_function
 
+# --- a kernel without aliases: 'kasalias probe --index' (the index of the unaliased build, as
+# 'kasalias index' makes it of a distribution's debug package) names the copies by address
+kasalias probe --index $K/kernel.index --for kprobe $ALL >/tmp/kprobes.idx 2>&1; out E2E-SPEC-kprobe-index </tmp/kprobes.idx
+cat /tmp/kprobes.idx >>$T/kprobe_events && echo 1 >$T/events/kasalias/enable
+$K/work.sh
+echo 0 >$T/events/kasalias/enable
+awk '{ print "E2E-HITS-EVENT kprobe-index", $1, $2 }' $T/kprobe_profile
+echo >$T/kprobe_events
+i=0
+kasalias probe --index $K/kernel.index --for bpftrace $ALL | while read -r probe; do echo "$probe { @h$i = count(); }"; i=$((i + 1)); done >/tmp/bti
+out E2E-SPEC-bpftrace-index </tmp/bti
+bpftrace /tmp/bti -c "$WORK" 2>&1 | out E2E-BPFTRACE-INDEX
+
 # --- the README's "Tracing with aliases" lines, as written (tests/test_tracers.py copies them)
 bash -e -x $K/readme.sh >/tmp/readme.out 2>&1; echo "E2E-README rc=$?"
 out E2E-README-OUT </tmp/readme.out
