@@ -227,7 +227,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     else:
         if args.build_id is not None or args.module_build_id:
             raise KasaliasError("--build-id and --module-build-id go with --index")
-        kernel = Kernel(args.kallsyms, build_id="")  # no build ID: nothing is resolved against an index
+        kernel = Kernel(args.kallsyms)
         found = targets(kernel.lines, args.alias, kernel.where)
     sys.stdout.write("".join(line + "\n" for line in probes(args.tool, found, args.ret, args.tracefs)))
     return 0

@@ -178,10 +178,17 @@ class Kernel:
         if self.lines and all(l.address == 0 for l in self.lines):
             raise KasaliasError(f"{self.where}: every address reads as 0: kallsyms hides them from this user "
                                 "(kernel.kptr_restrict); run as root, or with kptr_restrict=0")
-        self.build_id = build_id if build_id is not None else (
-            notes_build_id(_read_proc(Path("/sys/kernel/notes"))) if kallsyms is None else None)
+        self._build_id = build_id
         self.module_build_ids = module_build_ids or {}
         self.live = kallsyms is None
+
+    @property
+    def build_id(self) -> str | None:
+        """vmlinux's build ID: given, or the running kernel's (read when first needed), or
+        None for a saved kallsyms without one."""
+        if self._build_id is None and self.live:
+            self._build_id = notes_build_id(_read_proc(Path("/sys/kernel/notes")))
+        return self._build_id
 
     def module_build_id(self, module: str) -> str | None:
         if module in self.module_build_ids:

@@ -30,6 +30,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence, TypeVar
 
 from kasalias.errors import KasaliasError
 from kasalias.index import VMLINUX, Index, KallsymsLine, Kernel
@@ -38,6 +39,7 @@ TOOLS = ("kprobe", "bpftrace", "perf", "ftrace")
 TRACEFS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 MAX_EVENT_NAME = 63  # the kernel's MAX_EVENT_NAME_LEN (64) less the terminating NUL
 _NOT_EVENT = re.compile(r"[^A-Za-z0-9_]")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,43 +52,35 @@ class Target:
     by_address: bool = False  # the kernel lists no alias: tools get the address
 
 
-def targets(lines: list[KallsymsLine], patterns: list[str], where: str) -> list[Target]:
-    """The kallsyms aliases each pattern names: an alias, or a shell-style pattern over the
-    aliases (``name_show@*``). Every pattern must name at least one; order: the patterns',
-    then kallsyms order; each alias once."""
-    aliases = [l for l in lines if "@" in l.name]
-    out: list[Target] = []
-    seen: set[tuple[str, str]] = set()
+def select(items: Sequence[T], name: Callable[[T], str], patterns: list[str], where: str, empty: str = "") -> list[T]:
+    """The items each pattern names: an alias, or a shell-style pattern over the aliases
+    (``name_show@*``). Every pattern must name at least one; order: the patterns', then the
+    items'; each item once. ``empty``: what to add to the error when there are no items."""
+    out: dict[int, T] = {}
     for pattern in patterns:
         wild = any(c in pattern for c in "*?[")
-        hits = [l for l in aliases if (fnmatch.fnmatchcase(l.name, pattern) if wild else l.name == pattern)]
+        hits = [i for i, x in enumerate(items) if (fnmatch.fnmatchcase(name(x), pattern) if wild else
+                                                     name(x) == pattern)]
         if not hits:
-            what = "matches no alias" if wild else "is not an alias"
-            raise KasaliasError(f"{pattern} {what} in {where}" + ("" if aliases else
-                                " (it lists none: a kernel built without 'make KAS_ALIAS=1')"))
-        for l in hits:
-            if (l.name, l.module) not in seen:
-                seen.add((l.name, l.module))
-                out.append(Target(l.name, l.module, l.address))
-    return out
+            raise KasaliasError(f"{pattern} {'matches no alias' if wild else 'is not an alias'} in {where}" +
+                                ("" if items else empty))
+        out.update((i, items[i]) for i in hits)  # a dict keeps the first position of a key
+    return list(out.values())
+
+
+def targets(lines: list[KallsymsLine], patterns: list[str], where: str) -> list[Target]:
+    """The copies the patterns name among the aliases of a kernel's kallsyms (see ``select``)."""
+    aliases = [l for l in lines if "@" in l.name]
+    chosen = select(aliases, lambda l: l.name, patterns, where,
+                    " (it lists none: a kernel built without 'make KAS_ALIAS=1')")
+    return [Target(l.name, l.module, l.address) for l in chosen]
 
 
 def targets_from_index(index: Index, kernel: Kernel, patterns: list[str]) -> list[Target]:
-    """The copies each pattern names among the index's aliases, resolved on ``kernel`` (its
-    KASLR slide, its modules' load addresses); same order and errors as ``targets``."""
-    chosen = []
-    seen: set[str] = set()
-    for pattern in patterns:
-        wild = any(c in pattern for c in "*?[")
-        hits = [e for e in index.entries if (fnmatch.fnmatchcase(e.alias, pattern) if wild else e.alias == pattern)]
-        if not hits:
-            raise KasaliasError(f"{pattern} {'matches no alias' if wild else 'is not an alias'} in the index")
-        for e in hits:
-            if e.alias not in seen:
-                seen.add(e.alias)
-                chosen.append(e)
+    """The copies the patterns name among the index's aliases, resolved on ``kernel`` (its
+    KASLR slide, its modules' load addresses)."""
     out = []
-    for r in kernel.resolve(index, chosen):
+    for r in kernel.resolve(index, select(index.entries, lambda e: e.alias, patterns, "the index")):
         if r.address is None:
             raise KasaliasError(f"{r.entry.alias}: {r.missing}")
         out.append(Target(r.entry.alias, "" if r.entry.image == VMLINUX else r.entry.image, r.address, True))
@@ -106,19 +100,18 @@ def event_name(alias: str, ret: bool = False) -> str:
 def spec(tool: str, t: Target, ftrace_index: dict[tuple[int, str], int] | None = None, ret: bool = False) -> str:
     """The probe for ``tool``, as its user writes it (see the module's docstring); ``ret``: the
     return probe (kretprobe) instead of the entry's."""
-    where = f"0x{t.address:x}" if t.by_address else t.alias
+    event = event_name(t.alias, ret)
     if tool == "kprobe":
-        module = t.module + ":" if t.module and not t.by_address else ""
-        return f"{'r' if ret else 'p'}:kasalias/{event_name(t.alias, ret)} {module}{where}"
+        where = f"0x{t.address:x}" if t.by_address else (f"{t.module}:" if t.module else "") + t.alias
+        return f"{'r' if ret else 'p'}:kasalias/{event} {where}"
     if tool == "bpftrace":
-        return f'{"kretprobe" if ret else "kprobe"}:{where if t.by_address else chr(34) + where + chr(34)}'
+        return f"{'kretprobe' if ret else 'kprobe'}:" + (f"0x{t.address:x}" if t.by_address else f'"{t.alias}"')
     if tool == "perf":
         if t.by_address and t.module:
             raise KasaliasError(f"{t.alias}: perf probe takes no address in a module: use --for kprobe, then "
-                                f"perf record -e kasalias:{event_name(t.alias, ret)}")
-        where = where if t.by_address else where.replace("@", "\\@")
-        return f"{'-m ' + t.module + ' ' if t.module else ''}-a {event_name(t.alias, ret)}={where}" + \
-            ("%return" if ret else "")
+                                f"perf record -e kasalias:{event}")
+        where = f"0x{t.address:x}" if t.by_address else t.alias.replace("@", "\\@")
+        return f"{'-m ' + t.module + ' ' if t.module else ''}-a {event}={where}{'%return' if ret else ''}"
     if tool == "ftrace":
         assert ftrace_index is not None and not ret
         n = ftrace_index.get((t.address, t.module))

@@ -98,3 +98,12 @@ def analysis5(build5: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def analysis4(build4: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return analyze(build4, tmp_path_factory.mktemp("kas4"))
+
+
+def readme_block(heading: str) -> str:
+    """The first ```sh block of the README section that starts with ``heading``."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(heading):]
+    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]

@@ -136,6 +136,11 @@ def selected_variants() -> list[Variant]:
     return [v for v in VARIANTS + OUTSIDE_CI if v.id in wanted.split(",")]
 
 
+def built_modules(obj: Path) -> list[Path]:
+    """The .ko files of a build directory, in modules.order order (unaliased: X.ko, not X.ko.aliased)."""
+    return [obj / line.replace(".o", ".ko") for line in (obj / "modules.order").read_text().split()]
+
+
 def hooked_tree(version: str) -> Path:
     """The cached tree with the hooks installed (tools/hooked-linux-source)."""
     return Path(sh(ROOT / "tools" / "hooked-linux-source", version).strip().splitlines()[-1])
@@ -310,7 +315,7 @@ def test_another_kasalias_relinks_and_reruns_every_step(guest: Guest, tmp_path: 
         out = sh(build, src, obj, "KAS_ALIAS=1", f"PYTHON3={python}", env=env)
         assert re.search(r"^\s+LD\s+vmlinux$", out, re.M), out
         steps = set(re.findall(r"^\s+KASALIAS\s+(\S+)$", out, re.M))
-        modules = [m.replace(".o", ".ko") for m in (obj / "modules.order").read_text().split()]
+        modules = [str(m.relative_to(obj)) for m in built_modules(obj)]
         assert {"modules.symalias", *(f"{m}.aliased" for m in modules)} <= steps, steps
         # what the changed kasalias makes of the same inputs, run by hand
         sh(python, "-m", "kasalias", "analyze", "--vmlinux", obj / "vmlinux.o", "--objtree", obj, "--srctree", src,
@@ -349,7 +354,7 @@ def test_index_of_the_unaliased_build_resolves_to_the_same_aliases(guest: Guest,
     kernel has that same alias, after the same-named original (a distribution kernel gets the
     aliases a KAS_ALIAS=1 build gives, without the rebuild)."""
     obj = guest.obj
-    modules = [obj / line.replace(".o", ".ko") for line in (obj / "modules.order").read_text().split()]
+    modules = built_modules(obj)
     index = tmp_path / "kernel.index"
     run_kasalias("index", "--vmlinux", obj / "vmlinux", *[a for m in modules for a in ("--module", m)],
                  "--kernel-version", guest.variant.series, "-o", index)

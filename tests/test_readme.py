@@ -5,22 +5,19 @@ external module. Slow (a kernel build): marked e2e."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, readme_block
 from elfread import elf_symbols
 
 pytestmark = pytest.mark.e2e
 
 
 def kernel_tree_lines() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## In a kernel tree"):]
-    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    return readme_block("## In a kernel tree")
 
 
 def test_kernel_tree_section_runs_as_written(tmp_path: Path) -> None:

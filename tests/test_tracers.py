@@ -16,15 +16,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-from test_e2e_kernel import E2E, TRACE, boot_hooked, hooked_tree, sh
+from conftest import ROOT, readme_block, run_kasalias
+from test_e2e_kernel import E2E, TRACE, boot_hooked, built_modules, hooked_tree, sh
 
 from kasalias.probe import event_name
 
@@ -59,13 +58,10 @@ def parse(log: str) -> TraceGuest:
     g = TraceGuest(log)
     g.targets = g.lines("E2E-TARGET")
     by_event = {event_name(a, ret): (a, ret) for a in g.targets for ret in (False, True)}
-    for line in g.lines("E2E-HITS-EVENT kprobe"):
-        event, n = line.split()[:2]
+    for line in g.lines("E2E-HITS-EVENT"):  # kprobe_profile: "kprobe EVENT HITS", "kprobe-index EVENT HITS"
+        tool, event, n = line.split()[:3]
         alias, ret = by_event[event]
-        g.hits["kprobe-return" if ret else "kprobe"][alias] = int(n)
-    for line in g.lines("E2E-HITS-EVENT kprobe-index"):
-        event, n = line.split()[:2]
-        g.hits["kprobe-index"][by_event[event][0]] = int(n)
+        g.hits[tool + ("-return" if ret else "")][alias] = int(n)
     for tool, prefix in (("bpftrace", "E2E-BPFTRACE"), ("bpftrace-kretprobe", "E2E-BPFTRACE-RET"),
                          ("bpftrace-index", "E2E-BPFTRACE-INDEX")):
         maps = dict(re.findall(rf"^{prefix} @h(\d+): (\d+)$", log, re.M))
@@ -84,12 +80,6 @@ def parse(log: str) -> TraceGuest:
         tool, alias, n = line.split()[:3]
         g.hits[tool][alias] = int(n)
     return g
-
-
-def readme_lines() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Tracing with aliases"):]
-    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +108,10 @@ def trace_guest(tmp_path_factory: pytest.TempPathFactory) -> TraceGuest:
        *TRACE.make_args(), env=TRACE.env())
     # the index of the build without its aliases (vmlinux, X.ko), as of a distribution's debug package
     index = tmp / "kernel.index"
-    modules = [obj / m.replace(".o", ".ko") for m in (obj / "modules.order").read_text().split()]
-    sh(sys.executable, "-m", "kasalias", "index", "--vmlinux", obj / "vmlinux", "--kernel-version", TRACE.series,
-       *[a for m in modules for a in ("--module", m)], "-o", index)
+    run_kasalias("index", "--vmlinux", obj / "vmlinux", "--kernel-version", TRACE.series,
+                 *[a for m in built_modules(obj) for a in ("--module", m)], "-o", index)
     readme = tmp / "readme.sh"
-    readme.write_text(readme_lines())
+    readme.write_text(readme_block("## Tracing with aliases"))
     files = [(TRACERS / "test.sh", "/kasalias/test.sh"), (TRACERS / "work.sh", "/kasalias/work.sh"),
              (readme, "/kasalias/readme.sh"), (index, "/kasalias/kernel.index"),
              (klp / "kasalias_klp.ko", "/kasalias/kasalias_klp.ko"),

@@ -133,8 +133,7 @@ $K/work.sh
 echo 0 >$T/events/kasalias/enable
 awk '{ print "E2E-HITS-EVENT kprobe-index", $1, $2 }' $T/kprobe_profile
 echo >$T/kprobe_events
-i=0
-kasalias probe --index $K/kernel.index --for bpftrace $ALL | while read -r probe; do echo "$probe { @h$i = count(); }"; i=$((i + 1)); done >/tmp/bti
+bpftrace_script --index $K/kernel.index >/tmp/bti
 out E2E-SPEC-bpftrace-index </tmp/bti
 bpftrace /tmp/bti -c "$WORK" 2>&1 | out E2E-BPFTRACE-INDEX
 
