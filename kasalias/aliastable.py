@@ -8,7 +8,10 @@ passes and objects move in link order (Kbuild links the head objects first in
 ``.tmp_vmlinuxN``, not in vmlinux.o), but an object's basename, the order of
 same-named objects and its symbols do not. Global symbols have file "".
 
-File format (``modules.symalias``): a header line; an index, one
+File format (``modules.symalias``): a header line; a placement line
+(``# placement: original-first`` or ``alias-first``: where each alias goes
+beside its original, for vmlinux's kallsyms and every module alike, so that a
+module built later follows the kernel it is built for); an index, one
 ``# image: NAME OFFSET LENGTH`` line per analysed image (so that a module with
 nothing to alias is still known as analysed, in-tree), where OFFSET (ten
 digits) and LENGTH locate the image's rows in the file; then one tab-separated
@@ -35,7 +38,13 @@ if TYPE_CHECKING:
 
 # One format is read, the one written: a build directory's table is made again by the kasalias
 # that reads it (vmlinux's link command names the kasalias build).
-HEADER = b"# kasalias alias table 3: image file occurrence symbol ordinal alias decl cu\n"
+HEADER = b"# kasalias alias table 4: image file occurrence symbol ordinal alias decl cu\n"
+# Where an alias goes at its original's address. original-first: after it, so the kernel keeps
+# printing and tracing the original name there (backtraces, %pS, ftrace's name of the address);
+# alias-first: before it, so the alias is that name, which ftrace's filters, fprobe and bpftrace's
+# attach checks go by (NOTES.md, "Placement"). The original stays in kallsyms either way.
+ORIGINAL_FIRST, ALIAS_FIRST = "original-first", "alias-first"
+PLACEMENTS = (ORIGINAL_FIRST, ALIAS_FIRST)
 SymbolKey = tuple[str, int, str, int]
 VMLINUX = "vmlinux"  # the image name of vmlinux in the table; modules go by KBUILD_MODNAME
 
@@ -123,9 +132,12 @@ def symbol_ordinals(symbols: Iterable[Symbol]) -> dict[int, int]:
 
 class AliasTable:
     def __init__(self, rows: Iterable[AliasRow] = (), images: Iterable[str] = (),
-                 path: str = "", data: bytes | None = None) -> None:
+                 path: str = "", data: bytes | None = None, placement: str = ORIGINAL_FIRST) -> None:
+        if placement not in PLACEMENTS:
+            raise ValueError(placement)
         self.rows = sorted(rows, key=AliasRow.astuple)
         self.images = frozenset(images) | {r.image for r in self.rows}
+        self.placement = placement
         # the whole table file, also the rows left out by read(only_image=...):
         # aliases() reads every alias from it only if asked (out-of-tree modules)
         self._path, self._data = path, data
@@ -184,8 +196,9 @@ class AliasTable:
         images = sorted(blocks)
         sizes = [sum(map(len, blocks[i])) for i in images]
         # OFFSET has a fixed width, so the index's own size is known before the offsets.
-        offset = len(HEADER) + sum(len(_index_line(i, 0, n)) for i, n in zip(images, sizes))
-        out = [HEADER]
+        head = _header(self.placement)
+        offset = len(head) + sum(len(_index_line(i, 0, n)) for i, n in zip(images, sizes))
+        out = [head]
         for i, n in zip(images, sizes):
             out.append(_index_line(i, offset, n))
             offset += n
@@ -205,11 +218,11 @@ class AliasTable:
             with open_input(path) as f:
                 if only_image is None:
                     data = f.read()
-                    _check_header(data, path)
+                    placement = _check_header(data, path)
                     lines = _lines(data, path)
                 else:
                     data = b""  # aliases() reads the whole file if it is asked for
-                    lines = _image_lines(f, only_image, path)
+                    placement, lines = _image_lines(f, only_image, path)
         except OSError as e:
             raise KasaliasError(f"{path}: cannot read: {e.strerror}") from None
         rows: list[AliasRow] = []
@@ -219,10 +232,16 @@ class AliasTable:
                 images.append(_field(line[9:], path, lineno))
                 continue
             v = [_field(f, path, lineno) for f in line.split(b"\t")]
-            if len(v) != 8 or not v[2].isdigit() or not v[4].isdigit() or not _is_alias(v[5], v[3]):
+            if len(v) != 8 or not _is_number(v[2]) or not _is_number(v[4]) or not _is_alias(v[5], v[3]):
                 raise KasaliasError(f"{path}:{lineno}: malformed alias table row")
             rows.append(AliasRow(v[0], v[1], int(v[2]), v[3], int(v[4]), v[5], v[6], v[7]))
-        return cls(rows, images, path, data or None)
+        return cls(rows, images, path, data or None, placement)
+
+
+def _is_number(field: str | bytes) -> bool:
+    """A number field of the table (row or index line): ASCII digits (str.isdigit() takes '²',
+    which int() refuses), at most 18 (int() refuses 4,301; no file is 10^18 bytes long)."""
+    return field.isascii() and field.isdigit() and len(field) <= 18
 
 
 def _only(symbols: list[Symbol]) -> Symbol | None:
@@ -248,24 +267,34 @@ def _is_alias(alias: str, symbol: str) -> bool:
             and not any(c.isspace() for c in alias))
 
 
-def _check_header(data: bytes, path: str) -> None:
+def _header(placement: str) -> bytes:
+    return HEADER + b"# placement: %s\n" % placement.encode()
+
+
+def _check_header(data: bytes, path: str) -> str:
+    """The table's placement; an error unless ``data`` begins with a header of this format."""
     if not data.startswith(HEADER):
-        raise KasaliasError(f"{path}: not a kasalias alias table")
+        raise KasaliasError(f"{path}: not a kasalias alias table (format 4)")
+    for placement in PLACEMENTS:
+        if data.startswith(_header(placement)):
+            return placement
+    raise KasaliasError(f"{path}:2: not a '# placement: {' | '.join(PLACEMENTS)}' line")
 
 
 def _index_line(image: str, offset: int, length: int) -> bytes:
     return b"# image: %s %010d %d\n" % (image.encode("utf-8", "surrogateescape"), offset, length)
 
 
-def _index_end(head: bytes, path: str) -> int:
+def _index_end(head: bytes, header: int, path: str) -> int:
     """Where the index of a table whose first bytes are ``head`` ends: at the offset its
-    first line gives (the rows of the first image begin there), or after the header."""
-    first = head[len(HEADER):]
+    first line gives (the rows of the first image begin there), or after the header
+    (``header`` bytes)."""
+    first = head[header:]
     if not first.startswith(b"# image: "):
-        return len(HEADER)
+        return header
     fields = first.split(b"\n", 1)[0].split(b" ")  # a whole line: image names are short
-    if b"\n" not in first or len(fields) != 5 or not fields[3].isdigit() or int(fields[3]) < len(HEADER):
-        raise KasaliasError(f"{path}:2: malformed index line")
+    if b"\n" not in first or len(fields) != 5 or not _is_number(fields[3]) or int(fields[3]) < header:
+        raise KasaliasError(f"{path}:3: malformed index line")
     return int(fields[3])
 
 
@@ -273,7 +302,7 @@ def _lines(data: bytes, path: str) -> list[tuple[int, bytes]]:
     """(line number, line) of the table's lines after the header, ``# image:`` lines cut
     to ``# image: NAME``."""
     out = []
-    for lineno, line in enumerate(data.splitlines()[1:], 2):
+    for lineno, line in enumerate(data.splitlines()[2:], 3):
         if line.startswith(b"# image: "):
             line = b"# image: " + line[9:].split(b" ", 1)[0]
         out.append((lineno, line))
@@ -283,35 +312,38 @@ def _lines(data: bytes, path: str) -> list[tuple[int, bytes]]:
 _HEAD_SIZE = 1 << 16  # one read holds the index of most kernels (1,138 modules: 36 KiB; 4,230: 140 KiB)
 
 
-def _image_lines(f: BinaryIO, image: str, path: str) -> list[tuple[int, bytes]]:
-    """Like _lines, for the index line and rows of ``image`` alone: the index is read
-    whole (it ends where its first line says the rows begin), the rows from where the
-    image's index line says."""
+def _image_lines(f: BinaryIO, image: str, path: str) -> tuple[str, list[tuple[int, bytes]]]:
+    """The placement, and like _lines, the index line and rows of ``image`` alone: the
+    index is read whole (it ends where its first line says the rows begin), the rows from
+    where the image's index line says."""
     data = f.read(_HEAD_SIZE)
-    _check_header(data, path)
+    placement = _check_header(data, path)
     name = image.encode("utf-8", "surrogateescape")
-    index_end = _index_end(data, path)
+    index_end = _index_end(data, len(_header(placement)), path)
     if index_end > len(data):
-        data += f.read(index_end - len(data))
+        # bounded by the file's size first: the first index line's offset may be 10^15
+        data += f.read(min(index_end, os.fstat(f.fileno()).st_size) - len(data))
         if index_end > len(data):
             raise KasaliasError(f"{path}: truncated alias table (the index ends past the end of the file)")
     data = data[:index_end]
     key = b"\n# image: " + name + b" "
     pos = data.find(key)
     if pos < 0:
-        return []
+        return placement, []
     end = data.find(b"\n", pos + 1)
     fields = data[pos + 1:end if end >= 0 else len(data)].split(b" ")
     lineno = data.count(b"\n", 0, pos + 1) + 1
-    if len(fields) != 5 or not fields[3].isdigit() or not fields[4].isdigit():
+    if len(fields) != 5 or not _is_number(fields[3]) or not _is_number(fields[4]):
         raise KasaliasError(f"{path}:{lineno}: malformed index line")
     start, length = int(fields[3]), int(fields[4])
+    if not 0 < start <= start + length <= os.fstat(f.fileno()).st_size:  # before a read of 10^15 bytes
+        raise KasaliasError(f"{path}:{lineno}: the index line of {image} does not point at its rows")
     f.seek(start - 1)
     block = f.read(length + 1)
     if len(block) != length + 1 or (length and not (block.startswith(b"\n" + name + b"\t") and
                                                     block.endswith(b"\n"))):
         raise KasaliasError(f"{path}:{lineno}: the index line of {image} does not point at its rows")
     # Row line numbers are not known without reading what comes before: report the index's.
-    return [(lineno, b"# image: " + name), *((lineno, line) for line in block[1:].splitlines())]
+    return placement, [(lineno, b"# image: " + name), *((lineno, line) for line in block[1:].splitlines())]
 
 

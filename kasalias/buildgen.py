@@ -20,6 +20,7 @@ output; one function quotes ninja text.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import shlex
@@ -164,11 +165,9 @@ class GenConfig:
 
 def templates_dir() -> Path:
     """templates/ of a source checkout, or the copy a wheel ships inside the package."""
-    here = Path(__file__).resolve().parent
-    for d in (here.parent / "templates", here / "templates"):
-        if (d / NINJA_TEMPLATE).is_file():
-            return d
-    raise KasaliasError(f"kasalias templates not found beside {here}")
+    from kasalias.resources import data_dir
+
+    return data_dir("templates")
 
 
 def template_env() -> jinja2.Environment:
@@ -179,9 +178,9 @@ def template_env() -> jinja2.Environment:
 
 def dependency_files() -> list[Path]:
     """kasalias' own files: the generator edge re-renders when one changes."""
-    from kasalias.buildid import own_files
+    from kasalias.resources import own_files
 
-    return [Path(p) for p in own_files()]
+    return own_files()
 
 
 def module_objects(cfg: GenConfig) -> list[str]:
@@ -235,11 +234,24 @@ def build_graph(cfg: GenConfig, argv: list[str]) -> Graph:
     return g
 
 
+def _check_distinct(cfg: GenConfig) -> None:
+    """The ninja file and the Make fragment must be two files: written to one path, the second
+    would replace the first, and ninja cannot read a Make fragment. Compared as the files they
+    name (x, ./x, d/../x, a link to a directory, two hard links), not as strings."""
+    if cfg.make_file is None:
+        return
+    make, ninja = (os.path.realpath(os.path.join(cfg.objtree, p)) for p in (cfg.make_file, cfg.ninja_file))
+    if make == ninja or (os.path.exists(make) and os.path.exists(ninja) and os.path.samefile(make, ninja)):
+        raise KasaliasError(f"--make-file {cfg.make_file} and --ninja-file {cfg.ninja_file} are the same file "
+                            f"({ninja}): give two names")
+
+
 def render(cfg: GenConfig, argv: list[str]) -> dict[str, str]:
     """The files to write, by path relative to objtree."""
     for p in (str(cfg.objtree), str(cfg.srctree)):
         if any(c.isspace() for c in p):
             raise KasaliasError(f"{p!r}: Kbuild does not support white space in build paths")
+    _check_distinct(cfg)
     graph = build_graph(cfg, argv)
     env = template_env()
     variables = {"vmlinux": cfg.vmlinux, "order": cfg.modules_order, "objtree": ".",

@@ -9,31 +9,20 @@ kasalias, an upgrade or a local change, remakes every output once, and then noth
 from __future__ import annotations
 
 import hashlib
-import os
 
 from kasalias import __version__
+from kasalias.resources import own_files
 
 ENV = "KASALIAS_BUILD"  # the identity a build file was made with, in its commands
 
 
-def own_files() -> list[str]:
-    """The package's modules, the templates and the Kbuild fragment (a source checkout,
-    or the copies a wheel ships inside the package)."""
-    pkg = os.path.dirname(os.path.abspath(__file__))
-    files = sorted(os.path.join(pkg, n) for n in os.listdir(pkg) if n.endswith(".py"))
-    for sub, names in (("templates", ("kasalias.ninja.j2", "kasalias.mk.j2")), ("kbuild", ("Makefile.kasalias",))):
-        for top in (os.path.dirname(pkg), pkg):
-            if os.path.isfile(os.path.join(top, sub, names[0])):
-                files.extend(os.path.join(top, sub, n) for n in names)
-                break
-    return files
-
-
 def build_id() -> str:
+    """The hash of the version and of every file kasalias runs (resources.own_files), each by
+    its name and bytes, not its directory: an installed wheel has the ID of the checkout it
+    was built from."""
     h = hashlib.sha256(f"kasalias {__version__}\n".encode())
     for path in own_files():
-        with open(path, "rb") as f:
-            data = f.read()
-        h.update(b"%s %d\n" % (os.path.basename(path).encode(), len(data)))
+        data = path.read_bytes()
+        h.update(b"%s %d\n" % (path.name.encode(), len(data)))
         h.update(data)
     return h.hexdigest()[:16]

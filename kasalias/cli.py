@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-from kasalias import __version__
 from kasalias.errors import KasaliasError
 
 # Start-up is kept small: 'kasalias module' runs once per module of a build, and
@@ -118,6 +117,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise KasaliasError(f"{out}: cannot make the output directory: {e.strerror}") from None
+    result.table.placement = args.placement
     result.freq.write(out / "modules.symbfreq")
     result.table.write(out / "modules.symalias")
     if cache is not None:
@@ -234,7 +234,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_module(args: argparse.Namespace) -> int:
-    from kasalias.aliastable import AliasTable, module_name
+    from kasalias.aliastable import ALIAS_FIRST, AliasTable, module_name
     from kasalias.fsutil import check_output
     from kasalias.modwriter import aliases_for_module, write_module
     from kasalias.symbols import ElfImage
@@ -245,7 +245,7 @@ def cmd_module(args: argparse.Namespace) -> int:
     with ElfImage(args.input) as img:
         new = aliases_for_module(img, table, args.symbfreq, _paths_mapper(args) if out_of_tree else None,
                                  _policy(args) if out_of_tree else None)
-        write_module(img, args.output, new, args.objcopy)
+        write_module(img, args.output, new, args.objcopy, table.placement == ALIAS_FIRST)
     if args.verbose:
         _log().info("%s: %d aliases", args.output, len(new))
     return 0
@@ -341,7 +341,7 @@ def cmd_gen(args: argparse.Namespace) -> int:
 def cmd_repro_check(args: argparse.Namespace) -> int:
     from kasalias.reprocheck import repro_check
 
-    return repro_check(args.srctree, keep=args.keep)
+    return repro_check(args.tree, keep=args.keep)
 
 
 def _series(text: str) -> tuple[int, int]:
@@ -407,6 +407,19 @@ def build_parser() -> argparse.ArgumentParser:
             sys.stdout.write(build_id() + "\n")
             parser.exit(0)
 
+    class _Version(argparse.Action):
+        """argparse's version action, with the version read only when asked: package metadata
+        (importlib.metadata) would cost every command's start-up."""
+
+        def __init__(self, option_strings: list[str], dest: str, **kw: object) -> None:
+            super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)  # type: ignore[arg-type]
+
+        def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+            from kasalias.resources import version
+
+            sys.stdout.write(f"kasalias {version()}\n")
+            parser.exit(0)
+
     class _Parser(argparse.ArgumentParser):
         def error(self, message: str) -> NoReturn:
             # One line, like every other kasalias error (argparse would add a usage block).
@@ -414,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
                       if " " in self.prog else f"kasalias: error: {message} (see 'kasalias --help')\n")
 
     parser = _Parser(prog="kasalias", description="Unique, source-derived kallsyms aliases for duplicated kernel symbol names.")
-    parser.add_argument("--version", action="version", version=f"kasalias {__version__}")
+    parser.add_argument("--version", action=_Version, help="show kasalias' version and exit")
     parser.add_argument("--build-id", action=_BuildId, help="print the identity of this kasalias (a hash of its "
                         "files), which every build output depends on, and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug)")
@@ -425,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
         kw.setdefault("description", kw["help"][0].upper() + kw["help"][1:] + ".")
         return sub.add_parser(name, **kw)
 
+    from kasalias.aliastable import ALIAS_FIRST, ORIGINAL_FIRST
+
     p = command("analyze", help="vmlinux + modules -> modules.symbfreq and the alias table")
     p.add_argument("--vmlinux", type=Path, required=True, help="vmlinux.o or vmlinux, with DWARF")
     _common_tree_args(p)
@@ -432,6 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where modules.symbfreq and modules.symalias go (default: .)")
     p.add_argument("--cache", type=Path,
                    help="keep per-object results here, so that a relink rescans changed objects only")
+    p.add_argument("--alias-first", dest="placement", action="store_const", const=ALIAS_FIRST,
+                   default=ORIGINAL_FIRST,
+                   help="put each alias before its original (vmlinux and modules): the alias becomes the name "
+                   "the kernel gives the address (ftrace, fprobe, bpftrace's checks, backtraces, %%pS); "
+                   "default: after it ('make KAS_ALIAS=first' vs 'KAS_ALIAS=1')")
     p.set_defaults(func=cmd_analyze)
 
     p = command("syms", help="a mksysmap .syms file -> a NEW one with alias lines, for scripts/kallsyms")
@@ -524,7 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("repro-check", help="build a tree twice (-j1, -j2, two directories) with make KAS_ALIAS=1 "
                        "and compare every kasalias output")
-    p.add_argument("--srctree", type=Path, help="the tree to build (default: the sample-tree/ beside kasalias)")
+    p.add_argument("--tree", "--srctree", dest="tree", type=Path, metavar="DIR",
+                   help="the tree to build (default: the sample-tree/ of the source checkout kasalias runs "
+                   "from; an installed kasalias has none)")
     p.add_argument("--keep", action="store_true", help="keep the two build directories")
     p.set_defaults(func=cmd_repro_check)
 

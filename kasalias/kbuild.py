@@ -3,8 +3,11 @@
 Each hook is a marked block of lines placed before, after or instead of one
 anchor line of a Kbuild file; ``remove`` takes the blocks out (restoring a
 replaced line from its marker) and the tree is byte for byte what it was.
-The hooks do nothing unless ``make KAS_ALIAS=1``: without it the hooked tree
-builds exactly what the unhooked tree builds (every command line is the same).
+The hooks do nothing unless ``make KAS_ALIAS=1`` (each alias after its original)
+or ``KAS_ALIAS=first`` (before it: the alias is the name ftrace and backtraces use;
+the analysis writes the placement into the alias table, which every later step
+reads): without it the hooked tree builds exactly what the unhooked tree builds
+(every command line is the same). Any other value is refused.
 Hook points, for Linux 6.1, 6.12, 7.2 and 7.3 (what differs between series is the
 ``SERIES`` table; NOTES.md, "Kernel hooks"):
 
@@ -12,8 +15,8 @@ Hook points, for Linux 6.1, 6.12, 7.2 and 7.3 (what differs between series is th
   beside the steps up to the first temporary link;
   in kallsyms(), a NEW ``.syms.aliased`` file for scripts/kallsyms (the
   ``.syms`` file and the System.map check stay as they are).
-- scripts/Makefile.vmlinux: ``KAS_ALIAS=1`` in the saved command of
-  link_vmlinux, so that toggling it relinks vmlinux.
+- scripts/Makefile.vmlinux: ``KAS_ALIAS=1`` (or ``first``) in the saved command
+  of link_vmlinux, so that toggling it relinks vmlinux.
 - Makefile: with KAS_ALIAS=1, modules after vmlinux (as for module BTF);
   the analysis outputs kept by ``make clean`` (external modules need them).
 - scripts/Makefile.modfinal: each ``X.ko.aliased`` after its ``X.ko``.
@@ -57,16 +60,20 @@ class Hook:
 _ANALYZE = """\
 # The analysis runs beside the first steps and temporary link (a relink costs less); kallsyms()
 # waits for it.
+# KAS_ALIAS=1: each alias after its original; first: before it (the name ftrace and backtraces use).
 kasalias_pid=
-if [ "${KAS_ALIAS}" = 1 ] && is_enabled CONFIG_KALLSYMS; then
+kasalias_on=
+case "${KAS_ALIAS}" in 1|first) is_enabled CONFIG_KALLSYMS && kasalias_on=y ;; esac
+if [ -n "${kasalias_on}" ]; then
 	info KASALIAS modules.symalias
 	${KASALIAS_PYTHON:-${PYTHON3}} -m kasalias analyze --vmlinux vmlinux.o --objtree . --srctree "${srctree}" \\
-		$([ -f modules.order ] && echo --modules-order modules.order) --cache .kasalias.cache -o . &
+		$([ -f modules.order ] && echo --modules-order modules.order) \\
+		$([ "${KAS_ALIAS}" = first ] && echo --alias-first) --cache .kasalias.cache -o . &
 	kasalias_pid=$!
 fi
 """
 _SYMS = """\
-	if [ "${KAS_ALIAS}" = 1 ] && [ -s "${1}" ]; then
+	if [ -n "${kasalias_on}" ] && [ -s "${1}" ]; then
 		if [ -n "${kasalias_pid}" ]; then
 			wait "${kasalias_pid}" || exit 1
 			kasalias_pid=
@@ -78,7 +85,10 @@ _SYMS = """\
 """
 # The build stops at once (not at the vmlinux link) when the config lacks what the analysis reads.
 _TOP = """\
-ifeq ($(KAS_ALIAS),1)
+ifneq ($(filter-out 0 1 first,$(KAS_ALIAS)),)
+$(error kasalias: KAS_ALIAS=$(KAS_ALIAS): 1 puts each alias after its original, first before it)
+endif
+ifneq ($(filter 1 first,$(KAS_ALIAS)),)
 KBUILD_BUILTIN := y
 modules: vmlinux
 ifndef CONFIG_KALLSYMS
@@ -95,7 +105,7 @@ endif
 _PYTHON = """\
 KASALIAS_PYTHON ?= $(if $(filter command line environment,$(origin PYTHON3)),$(PYTHON3),{python})
 export KASALIAS_PYTHON
-ifeq ($(KAS_ALIAS),1)
+ifneq ($(filter 1 first,$(KAS_ALIAS)),)
 ifeq ($(shell $(KASALIAS_PYTHON) -m kasalias --build-id 2>/dev/null),)
 $(error kasalias: '$(KASALIAS_PYTHON) -m kasalias' does not run: give KASALIAS_PYTHON=<a Python with kasalias>)
 endif
@@ -104,17 +114,17 @@ endif
 _MRPROPER = "MRPROPER_FILES += modules.symbfreq modules.symalias\n"
 _CLEAN = "CLEAN_FILES += kasalias.ninja kasalias.mk .kasalias.mk.cmd .kasalias .kasalias.cache\n"
 _MODFINAL = """\
-ifeq ($(KAS_ALIAS),1)
+ifneq ($(filter 1 first,$(KAS_ALIAS)),)
 PHONY += __kasalias
 __modfinal: __kasalias
 __kasalias: {kos}
 	$(Q)$(MAKE) -f $(srctree)/scripts/Makefile.kasalias
 endif
 """
-_MODINST = "kasalias-suffix := $(if $(filter 1,$(KAS_ALIAS)),.aliased)\n"
-# With KAS_ALIAS=1 the saved link command names the kasalias build: toggling it, or another
-# kasalias, relinks vmlinux.
-_LINK_ENV = "kasalias-link-env := $(if $(filter 1,$(KAS_ALIAS)),KAS_ALIAS=1 KASALIAS_BUILD=$(shell " \
+_MODINST = "kasalias-suffix := $(if $(filter 1 first,$(KAS_ALIAS)),.aliased)\n"
+# With KAS_ALIAS=1 or first the saved link command names it and the kasalias build: toggling it,
+# or another kasalias, relinks vmlinux.
+_LINK_ENV = "kasalias-link-env := $(if $(filter 1 first,$(KAS_ALIAS)),KAS_ALIAS=$(KAS_ALIAS) KASALIAS_BUILD=$(shell " \
     "$(or $(KASALIAS_PYTHON),$(PYTHON3)) -m kasalias --build-id) )\n"
 
 
@@ -256,16 +266,21 @@ def add_blocks(text: str, hooks: list[Hook], name: str) -> str:
 
 
 def _makefile_kasalias() -> bytes:
-    here = Path(__file__).resolve().parent
-    for p in (here.parent / "kbuild" / "Makefile.kasalias", here / "kbuild" / "Makefile.kasalias"):
-        if p.is_file():
-            return p.read_bytes()
-    raise KasaliasError("kbuild/Makefile.kasalias not found beside the kasalias package")
+    """kbuild/Makefile.kasalias of this kasalias (the checkout's, or the wheel's package data)."""
+    from kasalias.resources import data_file
+
+    return read_input(data_file("kbuild", "Makefile.kasalias"))
 
 
 def plan(ksrc: Path, install: bool, as_series: tuple[int, int] | None = None) -> dict[Path, bytes | None]:
     """New contents of every file (None: delete), computed before anything is written."""
     version = kernel_version(ksrc)
+    extra = ksrc / MAKEFILE_KASALIAS
+    # kasalias' own file goes there by rename, or is deleted: anything else in its place (a
+    # directory, a FIFO, a dangling link) is refused now, before any file is written.
+    if (extra.exists() or extra.is_symlink()) and not extra.is_file():
+        raise KasaliasError(f"{extra}: exists and is not a regular file (kasalias' {MAKEFILE_KASALIAS} goes "
+                            "there); the tree is unchanged")
     if not install:  # whatever the series: every file any series hooks, blocks taken out
         hooks = [h for v in sorted(SERIES) for h in hooks_for(v)]
     elif as_series is None and version not in SERIES:
@@ -282,7 +297,6 @@ def plan(ksrc: Path, install: bool, as_series: tuple[int, int] | None = None) ->
         new = add_blocks(clean, [h for h in hooks if h.file == name], name) if install else clean
         if new != text:
             out[path] = new.encode("utf-8", "surrogateescape")
-    extra = ksrc / MAKEFILE_KASALIAS
     if install:
         data = _makefile_kasalias()
         if not extra.is_file() or read_input(extra) != data:

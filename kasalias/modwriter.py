@@ -8,10 +8,14 @@ file, and the sizes objcopy cannot set are filled in afterwards. Either output
 goes to a temp file, is checked (check_output) and renamed into place. The
 input is only ever read. NOTES.md, "Module writer", says why by hand.
 
-Placement: the module loader reports, for an address, the lowest-index symbol
-there. A new local goes after all locals, and a new global after all globals,
-so an alias keeps its original's binding (LOCAL, GLOBAL or WEAK) and comes after
-its original either way.
+Placement: the module loader gives an address the name of the lowest-index
+symbol there. A new local goes after all locals, and a new global after all
+globals, so an alias keeps its original's binding (LOCAL, GLOBAL or WEAK) and
+comes after its original. With the table's alias-first placement the two swap
+names: the original's entry takes the alias's name and the new entry the
+original's, so the alias is the name the kernel gives the address while every
+relocation keeps its symbol index; the originals' new entries keep their old
+order, and with it livepatch's sympos among same-named symbols.
 """
 
 from __future__ import annotations
@@ -40,13 +44,14 @@ _REWRITTEN = {".symtab", ".strtab", ".shstrtab", ".symtab_shndx"}
 class NewSymbol:
     """An alias to add: the original's section, value, size, type and binding."""
 
-    __slots__ = ("alias", "section", "value", "size", "type", "bind", "shndx")
+    __slots__ = ("alias", "section", "value", "size", "type", "bind", "shndx", "name", "index")
 
     def __init__(self, alias: str, section: str, value: int, size: int, type: int, bind: int,
-                 shndx: int = 0) -> None:
+                 shndx: int = 0, name: str = "", index: int = 0) -> None:
         self.alias, self.section, self.value, self.size, self.type, self.bind = \
             alias, section, value, size, type, bind
         self.shndx = shndx  # the section's index (the built-in writer); objcopy goes by name
+        self.name, self.index = name, index  # the original's name and .symtab index (alias-first)
 
     @property
     def local(self) -> bool:
@@ -100,15 +105,19 @@ def aliases_for_module(img: ElfImage, table: AliasTable, symbfreq: StrPath | Non
         if sym.shndx == 0 or sym.shndx >= len(sections):
             raise KasaliasError(f"{path}: {sym.name} is not in a section")
         out.append(NewSymbol(alias, sections[sym.shndx].name, sym.value, sym.size, sym.type,
-                             sym.bind, sym.shndx))
+                             sym.bind, sym.shndx, sym.name, sym.index))
     return out
 
 
-def write_module(src: ElfImage, dst: StrPath, new: list[NewSymbol], objcopy: str | None = None) -> None:
+def write_module(src: ElfImage, dst: StrPath, new: list[NewSymbol], objcopy: str | None = None,
+                 alias_first: bool = False) -> None:
     """Write ``dst`` from the module ``src`` with ``new`` symbols added, by kasalias' own
     writer or, if given, by ``objcopy``; ``src`` is never modified. The output is checked
-    (check_output) before it is renamed into place."""
+    (check_output) before it is renamed into place. ``alias_first``: each alias takes its
+    original's entry (see the module's docstring)."""
     dst = os.fspath(dst)
+    if alias_first:
+        new = sorted(new, key=lambda n: n.index)  # the originals' entries in their old order
     parent = os.path.dirname(dst) or "."
     if not os.path.isdir(parent):
         raise KasaliasError(f"{dst}: directory {parent} does not exist")
@@ -124,14 +133,14 @@ def write_module(src: ElfImage, dst: StrPath, new: list[NewSymbol], objcopy: str
                 os.close(fd)
         elif objcopy is None:
             with os.fdopen(fd, "wb") as f:
-                for part in add_symbols(src, new):
+                for part in add_symbols(src, new, alias_first):
                     f.write(part)
-            check_output(src, tmp, new, "kasalias")
+            check_output(src, tmp, new, "kasalias", alias_first)
         else:
             os.close(fd)
             _run_objcopy(objcopy, src, tmp, new)
-            _set_sizes(tmp, new)
-            check_output(src, tmp, new, objcopy)
+            _patch_symbols(tmp, new, alias_first)
+            check_output(src, tmp, new, objcopy, alias_first)
         os.chmod(tmp, 0o644)
         os.replace(tmp, dst)
     except OSError as e:
@@ -144,12 +153,13 @@ def write_module(src: ElfImage, dst: StrPath, new: list[NewSymbol], objcopy: str
 SHT_GROUP, SHT_SYMTAB_SHNDX, SHT_LLVM_ADDRSIG = 17, 18, 0x6FFF4C03
 
 
-def add_symbols(img: ElfImage, new: list[NewSymbol]) -> list[bytes | bytearray | memoryview]:
+def add_symbols(img: ElfImage, new: list[NewSymbol], alias_first: bool = False) -> list[bytes | bytearray | memoryview]:
     """The bytes of ``img`` (a relocatable ELF file) with ``new`` symbols added, in parts
     (views of the input where it is unchanged: no copy of a module in memory), laid out as
     ``objcopy --add-symbol`` lays them out: new locals after the old locals, new globals
     after the old globals, symbol indices in relocations, groups and address-significance
     tables moved accordingly, and sizes set. Every other section keeps its bytes.
+    ``alias_first``: each original's entry and its new entry swap names.
 
     Written by hand rather than run through objcopy: a module step runs once per module,
     and the process, objcopy's full rewrite and the size patch afterwards cost more than
@@ -169,9 +179,15 @@ def add_symbols(img: ElfImage, new: list[NewSymbol]) -> list[bytes | bytearray |
     global_entries: list[bytes] = []
     xlocal: list[bytes] = []
     xglobal: list[bytes] = []
+    renamed: dict[int, int] = {}  # alias-first: original's index -> the alias's st_name
     for n in sorted(new, key=lambda n: not n.local):  # stable: the locals, then the globals
         st_name = len(names)
         names += n.alias.encode("utf-8", "surrogateescape") + b"\0"
+        if alias_first:
+            if not 0 < n.index < nsyms:
+                raise KasaliasError(f"{img.path}: {n.alias}: no original entry {n.index}")
+            renamed[n.index] = st_name
+            st_name = ELF64_SYM.unpack_from(old_symtab, n.index * 24)[0]
         shndx = n.shndx if n.shndx < SHN_LORESERVE else SHN_XINDEX
         entry = ELF64_SYM.pack(st_name, n.bind << 4 | n.type, 0, shndx, n.value, n.size)
         (local_entries if n.local else global_entries).append(entry)
@@ -181,6 +197,11 @@ def add_symbols(img: ElfImage, new: list[NewSymbol]) -> list[bytes | bytearray |
     if shndx_sec is None and any(n.shndx >= SHN_LORESERVE for n in new):
         raise KasaliasError(f"{img.path}: section index beyond 0xff00 but no .symtab_shndx")
     split = first_global * 24
+    if renamed:
+        patched = bytearray(old_symtab)
+        for index, st_name in renamed.items():
+            struct.pack_into("<I", patched, index * 24, st_name)
+        old_symtab = memoryview(patched)
     content: dict[int, bytes | bytearray | memoryview] = {
         symtab.index: b"".join([old_symtab[:split], *local_entries, old_symtab[split:], *global_entries]),
         strtab_sec.index: bytes(names)}
@@ -194,8 +215,11 @@ def add_symbols(img: ElfImage, new: list[NewSymbol]) -> list[bytes | bytearray |
         elif not shift:
             continue
         elif sec.type in (SHT_RELA, SHT_REL) and sec.link == symtab.index:
-            content[sec.index] = _renumber_relocations(img.section_view(sec), 24 if sec.type == SHT_RELA else 16,
-                                                       first_global, shift)
+            try:
+                content[sec.index] = _renumber_relocations(img.section_view(sec), 24 if sec.type == SHT_RELA
+                                                           else 16, first_global, shift, nsyms)
+            except KasaliasError as e:
+                raise KasaliasError(f"{img.path}: {sec.name}: {e}") from None
         elif sec.type == SHT_GROUP and sec.link == symtab.index and sec.info >= first_global:
             info[sec.index] = sec.info + shift  # the group's signature symbol
         elif sec.type == SHT_LLVM_ADDRSIG:
@@ -204,13 +228,17 @@ def add_symbols(img: ElfImage, new: list[NewSymbol]) -> list[bytes | bytearray |
 
 
 def _renumber_relocations(data: bytes | memoryview, entsize: int, first_global: int,
-                          shift: int) -> bytes | bytearray | memoryview:
+                          shift: int, nsyms: int) -> bytes | bytearray | memoryview:
     """Relocations with the symbol indices of globals moved up by ``shift`` (r_info's upper
-    half: the 4th 32-bit word of an Elf64_Rel or Elf64_Rela)."""
+    half: the 4th 32-bit word of an Elf64_Rel or Elf64_Rela); each must name one of the
+    ``nsyms`` symbols."""
     if len(data) % entsize:
         raise KasaliasError(f"malformed relocation section ({len(data)} bytes)")
     step = entsize // 4
-    hits = _global_entries(memoryview(data).cast("I")[3::step], first_global)
+    column = memoryview(data).cast("I")[3::step]
+    if len(column) and max(column) >= nsyms:
+        raise KasaliasError(f"a relocation names symbol {max(column)}; the symbol table has {nsyms}")
+    hits = _global_entries(column, first_global)
     if not hits:
         return data
     out = bytearray(data)
@@ -360,45 +388,69 @@ def run_tool(argv: list[str]) -> tuple[int, str]:
     return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
 
 
-def _set_sizes(path: str, new: list[NewSymbol]) -> None:
-    """objcopy --add-symbol has no size; give each alias its original's st_size."""
-    want = {s.alias: s.size for s in new if s.size}
-    if not want:
-        return
+def _patch_symbols(path: str, new: list[NewSymbol], alias_first: bool) -> None:
+    """What objcopy --add-symbol cannot do, done in its output: each alias gets its original's
+    st_size; with ``alias_first``, the original's entry and the alias's swap names."""
+    want = {s.alias: s for s in new}
     with ElfImage(path) as img:
         symtab = img.symtab
         strtab = img.section_data(img.sections[symtab.link])
         data = img.section_data(symtab)
-    patches = []
-    for i, (st_name, _info, _o, _sh, _v, size) in enumerate(ELF64_SYM.iter_unpack(data)):
+    patches: list[tuple[int, bytes]] = []
+    entries = list(ELF64_SYM.iter_unpack(data))
+    first: dict[tuple[str, int, int], int] = {}  # (name, section, value) -> the lowest index there
+    for i, (st_name, _info, _o, shndx, value, size) in enumerate(entries):
         name = strtab[st_name:strtab.find(b"\0", st_name)].decode("utf-8", "surrogateescape")
-        if name in want and size == 0:
-            patches.append((symtab.offset + i * 24 + 16, want[name]))
+        first.setdefault((name, shndx, value), i)
+        n = want.get(name)
+        if n is None:
+            continue
+        if n.size and size == 0:
+            patches.append((symtab.offset + i * 24 + 16, struct.pack("<Q", n.size)))
+        if alias_first:
+            j = first.get((n.name, shndx, value))
+            if j is None or j >= i:
+                raise KasaliasError(f"{path}: no entry of {n.name} before its alias {n.alias}")
+            patches.append((symtab.offset + j * 24, struct.pack("<I", st_name)))
+            patches.append((symtab.offset + i * 24, struct.pack("<I", entries[j][0])))
     with open(path, "r+b") as f:
-        for off, size in patches:
+        for off, raw in patches:
             f.seek(off)
-            f.write(struct.pack("<Q", size))
+            f.write(raw)
 
 
-def check_output(a: ElfImage, out: str, new: list[NewSymbol], tool: str) -> None:
+def check_output(a: ElfImage, out: str, new: list[NewSymbol], tool: str, alias_first: bool = False) -> None:
     """The checks every written module passes before it is renamed into place: the module
-    ``a`` with ``new`` added, as ``tool`` wrote it to ``out``."""
+    ``a`` with ``new`` added, as ``tool`` wrote it to ``out`` (``alias_first``: each alias
+    in its original's entry, the original in the new one)."""
     src = a.path
     with ElfImage(out) as b:
         _check_symtab_order(b, tool)
-        if not _symtab_extends(a, b, new, tool):
-            _check_symbols(a, b, new, tool)
+        if not _symtab_extends(a, b, new, tool, alias_first):
+            _check_symbols(a, b, new, tool, alias_first)
         n_new_locals = sum(1 for n in new if n.local)
-        _check_sections(a, b, tool, src, n_new_locals)
+        # alias-first: a relocation against an original's entry now names its alias, the same symbol
+        renamed = {n.alias: n.name for n in new} if alias_first else {}
+        _check_sections(a, b, tool, src, n_new_locals, renamed)
 
 
-def _symtab_extends(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str) -> bool:
+def _symtab_extends(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str, alias_first: bool) -> bool:
     """The symbol check where ``b``'s symbol table is ``a``'s, byte for byte, with the new
     entries inserted (after the locals, and at the end) and ``b``'s string table begins with
-    ``a``'s, as kasalias' own writer lays them out: then only the new entries need reading.
-    False (nothing checked) for any other layout, such as objcopy's rebuilt string table."""
+    ``a``'s, as kasalias' own writer lays them out: then only the new entries need reading
+    (and, ``alias_first``, the originals' entries, renamed). False (nothing checked) for any
+    other layout, such as objcopy's rebuilt string table."""
     sa, sb = a.symtab, b.symtab
     old, first_global = a.section_view(sa), sa.info
+    original_names: dict[str, int] = {}  # alias-first: alias -> the original's st_name
+    if alias_first:
+        if len(old) != sa.size or any(not 0 < n.index < len(old) // 24 or n.index * 24 + 24 > sb.size for n in new):
+            return False
+        renamed = bytearray(old)
+        for n in new:  # the entry the alias took: its st_name from b, checked below
+            original_names[n.alias] = ELF64_SYM.unpack_from(old, n.index * 24)[0]
+            renamed[n.index * 24:n.index * 24 + 4] = b.section_data(sb)[n.index * 24:n.index * 24 + 4]
+        old = memoryview(renamed)
     new_locals, new_globals = [n for n in new if n.local], [n for n in new if not n.local]
     split, end = first_global * 24, len(old) + 24 * len(new_locals)
     if len({n.alias for n in new}) != len(new):
@@ -411,19 +463,30 @@ def _symtab_extends(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str) -
     entries = b.section_data(sb)
     strtab = b.section_data(b.sections[sb.link])
     taken = {s.name for s in a.symbols}
+
+    def name_at(st_name: int) -> str:
+        return strtab[st_name:strtab.find(b"\0", st_name)].decode("utf-8", "surrogateescape")
+
     for wanted, raw in ((new_locals, entries[split:split + 24 * len(new_locals)]), (new_globals, entries[end:])):
         for n, (st_name, info, _other, shndx, value, size) in zip(wanted, ELF64_SYM.iter_unpack(raw)):
             if shndx == SHN_XINDEX:
                 return False  # its section is in .symtab_shndx: the general check reads it
-            name = strtab[st_name:strtab.find(b"\0", st_name)].decode("utf-8", "surrogateescape")
-            if (name != n.alias or name in taken or shndx >= len(b.sections) or b.sections[shndx].name != n.section
+            if alias_first:  # the new entry is the original; its old entry, moved by no relocation, the alias
+                moved = n.index + (len(new_locals) if n.index >= first_global else 0)
+                alias = name_at(ELF64_SYM.unpack_from(entries, moved * 24)[0])
+                ok = st_name == original_names[n.alias] and name_at(st_name) == n.name
+            else:
+                alias, ok = name_at(st_name), True
+            if (not ok or alias != n.alias or alias in taken or shndx >= len(b.sections)
+                    or b.sections[shndx].name != n.section
                     or (value, size, info & 0xF, info >> 4) != (n.value, n.size, n.type, n.bind)):
                 raise KasaliasError(f"{tool} output for {a.path}: alias {n.alias} missing or wrong")
     return True
 
 
-def _check_symbols(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str) -> None:
-    """The symbol check for any layout: every alias once, at its original's place."""
+def _check_symbols(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str, alias_first: bool) -> None:
+    """The symbol check for any layout: every alias once, at its original's place (and,
+    ``alias_first``, before every entry of the original's name there)."""
     src = a.path
     a_syms, b_syms = a.symbols, b.symbols
     b_by_name: dict[str, list[Symbol]] = {}
@@ -435,6 +498,9 @@ def _check_symbols(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str) ->
               and s.size == n.size and s.type == n.type and s.bind == n.bind]
         if len(got) != 1 or not ok:
             raise KasaliasError(f"{tool} output for {src}: alias {n.alias} missing or wrong")
+        if alias_first and not all(s.index > ok[0].index for s in b_by_name.get(n.name, [])
+                                   if s.shndx == ok[0].shndx and s.value == n.value):
+            raise KasaliasError(f"{tool} output for {src}: alias {n.alias} is not before {n.name}")
     if len(b_syms) != len(a_syms) + len(new):
         raise KasaliasError(f"{tool} output for {src}: {len(b_syms)} symbols, expected "
                             f"{len(a_syms)} + {len(new)}")
@@ -481,7 +547,8 @@ def _same_bytes(a: bytes | bytearray | memoryview, b: ElfImage, sec: Section) ->
     return sec.type != SHT_NOBITS and len(a) == sec.size and b.holds(sec.offset, a)
 
 
-def _check_sections(a: ElfImage, b: ElfImage, tool: str, src: StrPath, n_new_locals: int) -> None:
+def _check_sections(a: ElfImage, b: ElfImage, tool: str, src: StrPath, n_new_locals: int,
+                    renamed: dict[str, str]) -> None:
     b_by_name: dict[str, list[int]] = {}
     for s in b.sections:
         b_by_name.setdefault(s.name, []).append(s.index)
@@ -501,11 +568,14 @@ def _check_sections(a: ElfImage, b: ElfImage, tool: str, src: StrPath, n_new_loc
             # their symbol index, those against globals move by the number of new locals.
             entsize = 24 if s.type == SHT_RELA else 16
             view = a.section_view(s)
-            if len(view) % entsize == 0 and _same_bytes(
-                    _renumber_relocations(view, entsize, a.symtab.info, n_new_locals), b, t):
+            try:
+                renumbered = _renumber_relocations(view, entsize, a.symtab.info, n_new_locals, a.symtab.size // 24)
+            except KasaliasError as e:
+                raise KasaliasError(f"{src}: {s.name}: {e}") from None
+            if _same_bytes(renumbered, b, t):
                 continue
             if names is None:
-                names = (_symbol_names(a), _symbol_names(b))
+                names = (_symbol_names(a), [renamed.get(x, x) for x in _symbol_names(b)])
             if _reloc_view(a, s, names[0]) != _reloc_view(b, t, names[1]):
                 raise KasaliasError(f"{tool} output for {src}: relocations in {s.name} changed")
         elif s.type == SHT_NOBITS:

@@ -3,20 +3,24 @@ running kernel (or a saved /proc/kallsyms).
 
 The kernel takes an alias wherever it takes a function name (kprobe_events, the kprobe
 PMU that perf, bpftrace and libbpf use, kprobe_multi's symbol list, livepatch), but the
-tools around it parse names their own way (tests/test_tracers.py shows each on a booted
-kernel, NOTES.md "Tracers and aliases" has the table):
+tools around it parse names their own way, and ftrace (available_filter_functions, its
+filters, fprobe, bpftrace's attach check and wildcards) knows one name per address: the
+first in kallsyms order, the alias on a kernel built with ``KAS_ALIAS=first``, the original
+with ``KAS_ALIAS=1`` (tests/test_tracers.py shows each on a booted kernel, NOTES.md
+"Tracers and aliases" has the table):
 
 - tracefs ``kprobe_events``: the alias as written, with an event name of our own (the
   automatic one keeps the ``@``, which no event name may hold); ``MOD:`` for a module.
-- bpftrace: the alias in double quotes (``@`` starts a map name); bpftrace's own
-  wildcards come from available_filter_functions, which never lists an alias (one name per
-  address), so a pattern is expanded here into one probe per matching alias.
+- bpftrace: the alias in double quotes (``@`` starts a map name), where ftrace names the
+  address by it; elsewhere bpftrace 0.24 and newer refuse a name ftrace does not list, so
+  the copy is given by address. A pattern is expanded here into one probe per alias
+  (bpftrace's own wildcards see aliases only where ftrace does).
 - perf probe: every ``@`` escaped (``FUNC@SRC`` is perf's syntax for a source file) and an
   event name given (perf's own stops at ``@``); ``-m MOD`` for a module.
-- ftrace (``set_ftrace_filter``): matching goes by the name kallsyms gives the address,
-  which is the original's, never the alias; the line number of the copy in
-  available_filter_functions selects it instead (``echo N > set_ftrace_filter``), read
-  from available_filter_functions_addrs (Linux 6.5+).
+- ftrace (``set_ftrace_filter``, ``set_graph_function``): the alias where ftrace names the
+  address by it; elsewhere the line number of the copy in available_filter_functions
+  (``echo N > set_ftrace_filter``, Linux 6.5+: read from available_filter_functions_addrs).
+- fprobe (``dynamic_events``, ``f:``): takes the name ftrace gives the address only.
 
 On a kernel built without the aliases (a distribution's, with ``--index`` from its debug
 package: kasalias/index.py) the copies are found by the index and named by address, which
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +40,12 @@ from typing import Callable, Sequence, TypeVar
 from kasalias.errors import KasaliasError
 from kasalias.index import VMLINUX, Index, KallsymsLine, Kernel
 
-TOOLS = ("kprobe", "bpftrace", "perf", "ftrace")
+TOOLS = ("kprobe", "bpftrace", "perf", "ftrace", "fprobe")
 TRACEFS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 MAX_EVENT_NAME = 63  # the kernel's MAX_EVENT_NAME_LEN (64) less the terminating NUL
 _NOT_EVENT = re.compile(r"[^A-Za-z0-9_]")
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class Target:
     module: str  # "" for vmlinux
     address: int
     by_address: bool = False  # the kernel lists no alias: tools get the address
+    ftrace_name: bool = False  # the alias is the first name at its address: what ftrace lists
 
 
 def select(items: Sequence[T], name: Callable[[T], str], patterns: list[str], where: str, empty: str = "") -> list[T]:
@@ -73,7 +80,13 @@ def targets(lines: list[KallsymsLine], patterns: list[str], where: str) -> list[
     aliases = [l for l in lines if "@" in l.name]
     chosen = select(aliases, lambda l: l.name, patterns, where,
                     " (it lists none: a kernel built without 'make KAS_ALIAS=1')")
-    return [Target(l.name, l.module, l.address) for l in chosen]
+    # kallsyms lists vmlinux in its sorted order and a module in its symbol-table order: the
+    # first line at an address is the name the kernel gives it
+    first: dict[tuple[int, str], str] = {}
+    for l in lines:
+        first.setdefault((l.address, l.module), l.name)
+    return [Target(l.name, l.module, l.address, ftrace_name=first[(l.address, l.module)] == l.name)
+            for l in chosen]
 
 
 def targets_from_index(index: Index, kernel: Kernel, patterns: list[str]) -> list[Target]:
@@ -105,15 +118,24 @@ def spec(tool: str, t: Target, ftrace_index: dict[tuple[int, str], int] | None =
         where = f"0x{t.address:x}" if t.by_address else (f"{t.module}:" if t.module else "") + t.alias
         return f"{'r' if ret else 'p'}:kasalias/{event} {where}"
     if tool == "bpftrace":
-        return f"{'kretprobe' if ret else 'kprobe'}:" + (f"0x{t.address:x}" if t.by_address else f'"{t.alias}"')
+        by_address = t.by_address or not t.ftrace_name
+        return f"{'kretprobe' if ret else 'kprobe'}:" + (f"0x{t.address:x}" if by_address else f'"{t.alias}"')
     if tool == "perf":
         if t.by_address and t.module:
             raise KasaliasError(f"{t.alias}: perf probe takes no address in a module: use --for kprobe, then "
                                 f"perf record -e kasalias:{event}")
         where = f"0x{t.address:x}" if t.by_address else t.alias.replace("@", "\\@")
         return f"{'-m ' + t.module + ' ' if t.module else ''}-a {event}={where}{'%return' if ret else ''}"
+    if tool == "fprobe":
+        if not t.ftrace_name:
+            raise KasaliasError(f"{t.alias}: fprobe takes the name ftrace gives an address, and this kernel gives "
+                                "it the original's (built without 'make KAS_ALIAS=first'): use --for kprobe")
+        return f"f:kasalias/{event} {t.alias}{'%return' if ret else ''}"
     if tool == "ftrace":
-        assert ftrace_index is not None and not ret
+        assert not ret
+        if t.ftrace_name:
+            return t.alias
+        assert ftrace_index is not None
         n = ftrace_index.get((t.address, t.module))
         if n is None:
             raise KasaliasError(f"{t.alias}: its address is not in available_filter_functions (a function "
@@ -126,7 +148,14 @@ def probes(tool: str, found: list[Target], ret: bool = False, tracefs: Path | No
     """One probe per target, for ``tool`` (``tracefs``: where --for ftrace reads its numbers)."""
     if tool == "ftrace" and ret:
         raise KasaliasError("ftrace has no return probe: the function_graph tracer shows where a copy returns")
-    index = ftrace_index(tracefs) if tool == "ftrace" else None
+    unnamed = [t for t in found if not t.ftrace_name]
+    index = ftrace_index(tracefs) if tool == "ftrace" and unnamed else None
+    if unnamed and tool in ("bpftrace", "ftrace"):
+        log.warning("%s: ftrace names %s by %s: %s", unnamed[0].alias,
+                 "these copies" if len(unnamed) > 1 else "this copy",
+                 "the original name (a kernel built with KAS_ALIAS=1, or --index)",
+                 "bpftrace gets the address (0.24 and newer refuse a name ftrace does not list)"
+                 if tool == "bpftrace" else "set_ftrace_filter gets the copy's number")
     return [spec(tool, t, index, ret) for t in found]
 
 

@@ -39,9 +39,11 @@ class Finding:
 
 
 def default_srctree() -> Path | None:
-    """sample-tree/ of the source checkout kasalias runs from, if there is one."""
-    tree = Path(__file__).resolve().parent.parent / "sample-tree"
-    return tree if (tree / "Makefile").is_file() else None
+    """sample-tree/ of the source checkout kasalias runs from, if there is one (an installed
+    kasalias has none)."""
+    from kasalias.resources import checkout_dir
+
+    return checkout_dir("sample-tree", "Makefile")
 
 
 def build(srctree: Path, objtree: Path, jobs: int) -> None:
@@ -141,9 +143,11 @@ def repro_check(srctree: Path | None, *, keep: bool = False, out: TextIO = sys.s
     if srctree is None:
         srctree = default_srctree()
         if srctree is None:
-            raise KasaliasError("no sample-tree beside kasalias; give --srctree")
+            raise KasaliasError("no tree to build: this kasalias is installed, not run from a source checkout "
+                                "with sample-tree/; give --tree DIR (e.g. the sample-tree/ of kasalias' sources)")
     if not (srctree / "Makefile").is_file():
-        raise KasaliasError(f"{srctree}: no Makefile")
+        raise KasaliasError(f"{srctree}: no Makefile (--tree takes a tree that 'make KAS_ALIAS=1' builds, "
+                            "such as sample-tree/)")
     srctree = srctree.resolve()
     work = Path(tempfile.mkdtemp(prefix="kasalias-repro-"))
     try:

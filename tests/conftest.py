@@ -1,8 +1,11 @@
-"""Shared fixtures: real builds of sample-tree/ (gcc, DWARF 4 and 5, two build directories)."""
+"""Shared fixtures: real builds of sample-tree/ (gcc, DWARF 4 and 5, two build directories);
+the test tiers (the kernel marker)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,6 +15,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample-tree"
+KERNEL_TIER = ("e2e", "realkernel")  # markers whose tests are in the kernel tier too
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects (the mark plugin's hook of the same name)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every e2e or realkernel test is in the kernel tier (pytest -m kernel), which the default
+    run leaves out (addopts in pyproject.toml); other kernel-tier tests carry the mark itself."""
+    for item in items:
+        if any(item.get_closest_marker(m) for m in KERNEL_TIER) and not item.get_closest_marker("kernel"):
+            item.add_marker(pytest.mark.kernel)
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,37 @@ def analysis5(build5: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def analysis4(build4: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return analyze(build4, tmp_path_factory.mktemp("kas4"))
+
+
+def fake_kernel_tree(tree: Path, series: tuple[int, int] = (6, 12)) -> Path:
+    """The smallest tree 'kasalias kbuild install' takes as Linux ``series``: VERSION and
+    PATCHLEVEL, and each hooked file with nothing but its anchor lines (no download)."""
+    from kasalias.kbuild import hooks_for
+
+    files: dict[str, list[str]] = {"Makefile": [f"VERSION = {series[0]}", f"PATCHLEVEL = {series[1]}"]}
+    for h in hooks_for(series):
+        files.setdefault(h.file, ["# a stand-in for the kernel's file"]).append(h.anchor.rstrip("\n"))
+    for name, lines in files.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text("".join(line + "\n" for line in dict.fromkeys(lines)))
+    return tree
+
+
+def snapshot(tree: Path) -> dict[str, bytes | str]:
+    """Every file's bytes, every directory, symbolic link and special file (not opened), by
+    path relative to ``tree``."""
+    out: dict[str, bytes | str] = {}
+    for p in sorted(tree.rglob("*")):
+        rel = str(p.relative_to(tree))
+        if p.is_symlink():
+            out[rel] = f"link to {os.readlink(p)}"
+        elif p.is_dir():
+            out[rel] = "directory"
+        elif p.is_file():
+            out[rel] = p.read_bytes()
+        else:
+            out[rel] = f"special file {stat.S_IFMT(p.stat().st_mode):o}"
+    return out
 
 
 def readme_block(heading: str) -> str:

@@ -193,3 +193,23 @@ def test_quoting_run_by_ninja(build5: Build, analysis5: Path, tmp_path: Path) ->
     again = subprocess.run([buildgen.ninja_binary(), "-f", "kasalias.ninja", "-n"], cwd=obj, capture_output=True,
                            text=True)
     assert "no work to do" in again.stdout
+
+
+@pytest.mark.parametrize("ninja,make", [("kasalias.ninja", "kasalias.ninja"), ("./x", "x"), ("x", "d/../x"),
+                                        ("kasalias.ninja", "{objtree}/kasalias.ninja"), ("x", "link/x")])
+def test_make_file_same_as_ninja_file_refused(ninja: str, make: str, objtree: Path) -> None:
+    """--make-file naming the --ninja-file (under any spelling): one error line, nothing written
+    (the Make fragment would replace the ninja file, which ninja then cannot read)."""
+    (objtree / "link").symlink_to(".")
+    make = make.format(objtree=objtree)
+    proc = run_kasalias("gen", "--objtree", objtree, "--srctree", SRCTREE, "--ninja-file", ninja,
+                        "--make-file", make, check=False)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"kasalias: error: --make-file {make} and --ninja-file {ninja} are the same file "), lines
+    assert lines[0].endswith(": give two names")
+    assert sorted(p.name for p in objtree.iterdir()) == ["link", "modules.order"]
+    # Two names: both written, each what it should be.
+    run_kasalias("gen", "--objtree", objtree, "--srctree", SRCTREE, "--ninja-file", ninja, "--make-file", "k.mk")
+    assert "\nninja_required_version = " in (objtree / ninja).read_text()
+    assert f"\nKASALIAS_NINJA := {ninja}\n" in (objtree / "k.mk").read_text()

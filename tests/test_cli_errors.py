@@ -180,7 +180,7 @@ def test_older_table_format_is_refused(build5: Build, analysis5: Path, tmp_path:
 
     data = (analysis5 / "modules.symalias").read_bytes()
     old = tmp_path / "old.symalias"
-    old.write_bytes(HEADER.replace(b"table 3", b"table 2") + data[len(HEADER):])
+    old.write_bytes(HEADER.replace(b"table 4", b"table 3") + data[len(HEADER):])
     proc = run_kasalias("module", "--aliases", old, build5.ko("minix"), tmp_path / "a.ko", check=False)
-    assert proc.returncode == 1 and proc.stderr == f"kasalias: error: {old}: not a kasalias alias table\n"
+    assert proc.returncode == 1 and proc.stderr == f"kasalias: error: {old}: not a kasalias alias table (format 4)\n"
     assert not (tmp_path / "a.ko").exists()

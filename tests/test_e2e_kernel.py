@@ -81,6 +81,15 @@ class Variant:
     llvm: bool = False
     fragments: tuple[str, ...] = ()
     toolchain: str = ""
+    kas_alias: str = "1"  # make KAS_ALIAS=: 1 (each alias after its original) or first (before it)
+
+    @property
+    def alias_arg(self) -> str:
+        return f"KAS_ALIAS={self.kas_alias}"
+
+    @property
+    def alias_first(self) -> bool:
+        return self.kas_alias == "first"
 
     @property
     def id(self) -> str:
@@ -121,7 +130,7 @@ class Variant:
 # What CI boots (tests/e2e/README.md); KASALIAS_E2E=6.12,7.3 picks some by id. The 6.12 x86_64
 # GCC kernel also carries what the tracers need (kernel-trace.config): tests/test_tracers.py
 # boots it again with a Debian userspace.
-TRACE = Variant("6.12", fragments=("trace",))
+TRACE = Variant("6.12", fragments=("trace",), kas_alias="first")
 VARIANTS = [TRACE, Variant("6.1"), Variant("7.3"), Variant("6.12", "arm64"), Variant("6.12", llvm=True)]
 # What CI's time cannot hold, run only when KASALIAS_E2E names them (tests/e2e/outside-ci runs
 # them all): 7.3 with LLVM needs clang 17 or newer, Debian 12 has 14, so it is built with Debian
@@ -149,7 +158,7 @@ def hooked_tree(version: str) -> Path:
 def boot_hooked(variant: Variant) -> Guest:
     src = hooked_tree(variant.series)
     obj = variant.obj
-    args = ["KAS_ALIAS=1", *variant.make_args()]
+    args = [variant.alias_arg, *variant.make_args()]
     env = variant.env()
     build = E2E / "build-kernel"
     sh(build, src, obj, *args, env=env)
@@ -173,8 +182,9 @@ def guest(request: pytest.FixtureRequest) -> Guest:
     return boot_hooked(request.param)
 
 
-def check_aliases(lines: list[Line]) -> None:
-    """No alias repeats; each sits at the address of a same-named original that comes first."""
+def check_aliases(lines: list[Line], alias_first: bool) -> None:
+    """No alias repeats; each sits at the address of a same-named original; the first name at
+    that address is the original (KAS_ALIAS=1) or the alias (KAS_ALIAS=first)."""
     names = Counter((l.name, l.module) for l in lines if "@" in l.name)
     assert names and max(names.values()) == 1, [n for n, c in names.items() if c > 1][:10]
     alias_names = Counter(l.name for l in lines if "@" in l.name)
@@ -188,7 +198,11 @@ def check_aliases(lines: list[Line]) -> None:
     for l in lines:
         if "@" in l.name:
             assert l.base in originals[(l.addr, l.module)], f"{l.name}: no original {l.base} at {l.addr:x}"
-            assert "@" not in first_at[(l.addr, l.module)].name, f"{l.name} is the first name at {l.addr:x}"
+            first = first_at[(l.addr, l.module)].name
+            if alias_first:
+                assert first == l.name, f"{l.name} is not the first name at {l.addr:x}: {first} is"
+            else:
+                assert "@" not in first, f"{l.name} is the first name at {l.addr:x}"
 
 
 def uncovered(lines: list[Line], allowed: set[str], functions: set[str]) -> list[str]:
@@ -208,7 +222,7 @@ def uncovered(lines: list[Line], allowed: set[str], functions: set[str]) -> list
 
 def test_vmlinux_kallsyms_has_aliases(guest: Guest) -> None:
     lines = guest.kallsyms("vmlinux")
-    check_aliases(lines)
+    check_aliases(lines, guest.variant.alias_first)
     functions = {s["name"] for s in elf_symbols(guest.obj / "vmlinux") if s["type"] == "STT_FUNC"}
     missing = uncovered(lines, no_dwarf_names(guest), functions)
     assert not missing, missing[:20]
@@ -230,7 +244,7 @@ def test_modules_load_and_show_aliases(guest: Guest) -> None:
     assert all(l.startswith("ok") for l in guest.lines("E2E-MODPROBE")), guest.lines("E2E-MODPROBE")
     assert not guest.lines("E2E-SIGNATURE")
     lines = guest.kallsyms("modules")
-    check_aliases(lines)
+    check_aliases(lines, guest.variant.alias_first)
     minix = [l for l in lines if l.module == "minix" and "@" in l.name]
     for fn in ("get_block", "get_branch", "free_branches"):
         copies = [l for l in lines if l.module == "minix" and "@" not in l.name and l.name.split(".llvm.")[0] == fn]
@@ -281,18 +295,18 @@ def test_toggling_kas_alias_relinks_only_vmlinux(guest: Guest) -> None:
     # Settle first: a kasalias newer than this build directory's last vmlinux link writes a
     # new table there (a format change, say), and its module steps rightly run once.
     sh(build, src, guest.obj, f"PYTHON3={sys.executable}", env=env)
-    sh(build, src, guest.obj, "KAS_ALIAS=1", f"PYTHON3={sys.executable}", env=env)
+    sh(build, src, guest.obj, guest.variant.alias_arg, f"PYTHON3={sys.executable}", env=env)
     minix = guest.obj / "fs/minix/minix.ko"
     mtime = minix.stat().st_mtime_ns
     plain = sh(build, src, guest.obj, f"PYTHON3={sys.executable}", env=env)
     assert re.search(r"^\s+LD\s+vmlinux$", plain, re.M) and "KASALIAS" not in plain
-    again = sh(build, src, guest.obj, "KAS_ALIAS=1", f"PYTHON3={sys.executable}", env=env)
+    again = sh(build, src, guest.obj, guest.variant.alias_arg, f"PYTHON3={sys.executable}", env=env)
     assert re.search(r"^\s+LD\s+vmlinux$", again, re.M)
     steps = re.findall(r"^\s+KASALIAS\s+(\S+)$", again, re.M)
     assert "modules.symalias" in steps and any(s.endswith(".syms.aliased") for s in steps)
     assert not any(s.endswith(".ko.aliased") for s in steps), steps  # no module step: nothing changed
     assert minix.stat().st_mtime_ns == mtime
-    noop = sh(build, src, guest.obj, "KAS_ALIAS=1", f"PYTHON3={sys.executable}", env=env)
+    noop = sh(build, src, guest.obj, guest.variant.alias_arg, f"PYTHON3={sys.executable}", env=env)
     assert "KASALIAS" not in noop and not re.search(r"^\s+LD\s+vmlinux$", noop, re.M)
 
 
@@ -311,8 +325,8 @@ def test_another_kasalias_relinks_and_reruns_every_step(guest: Guest, tmp_path: 
     python.write_text(f'#!/bin/sh\nPYTHONPATH={kas} exec {sys.executable} "$@"\n')
     python.chmod(0o755)
     try:
-        sh(build, src, obj, "KAS_ALIAS=1", f"PYTHON3={sys.executable}", env=env)  # settled
-        out = sh(build, src, obj, "KAS_ALIAS=1", f"PYTHON3={python}", env=env)
+        sh(build, src, obj, guest.variant.alias_arg, f"PYTHON3={sys.executable}", env=env)  # settled
+        out = sh(build, src, obj, guest.variant.alias_arg, f"PYTHON3={python}", env=env)
         assert re.search(r"^\s+LD\s+vmlinux$", out, re.M), out
         steps = set(re.findall(r"^\s+KASALIAS\s+(\S+)$", out, re.M))
         modules = [str(m.relative_to(obj)) for m in built_modules(obj)]
@@ -325,10 +339,10 @@ def test_another_kasalias_relinks_and_reruns_every_step(guest: Guest, tmp_path: 
         for m in modules:
             sh(python, "-m", "kasalias", "module", "--aliases", obj / "modules.symalias", obj / m, tmp_path / "x.ko")
             assert (tmp_path / "x.ko").read_bytes() == (obj / f"{m}.aliased").read_bytes(), m
-        again = sh(build, src, obj, "KAS_ALIAS=1", f"PYTHON3={python}", env=env)
+        again = sh(build, src, obj, guest.variant.alias_arg, f"PYTHON3={python}", env=env)
         assert "KASALIAS" not in again and not re.search(r"^\s+LD\s+vmlinux$", again, re.M), again
     finally:
-        sh(build, src, obj, "KAS_ALIAS=1", f"PYTHON3={sys.executable}", env=env)
+        sh(build, src, obj, guest.variant.alias_arg, f"PYTHON3={sys.executable}", env=env)
 
 
 def test_build_without_kasalias_stops_at_once(guest: Guest, tmp_path: Path) -> None:
@@ -342,7 +356,7 @@ def test_build_without_kasalias_stops_at_once(guest: Guest, tmp_path: Path) -> N
     vmlinux = guest.obj / "vmlinux"
     mtime = vmlinux.stat().st_mtime_ns
     proc = subprocess.run(["make", "-s", "-C", str(hooked_tree("6.12")), f"O={guest.obj}", "ARCH=x86_64",
-                           "KAS_ALIAS=1", f"KASALIAS_PYTHON={bare}"], capture_output=True, text=True, timeout=60)
+                           guest.variant.alias_arg, f"KASALIAS_PYTHON={bare}"], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert f"kasalias: '{bare} -m kasalias' does not run: give KASALIAS_PYTHON=" in proc.stderr, proc.stderr
     assert vmlinux.stat().st_mtime_ns == mtime

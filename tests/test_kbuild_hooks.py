@@ -1,7 +1,9 @@
-"""kasalias kbuild install/remove on the real Kbuild files of Linux 6.1, 6.12, 7.2 and 7.3."""
+"""kasalias kbuild install/remove on the real Kbuild files of Linux 6.1, 6.12, 7.2 and 7.3 (the
+kernel tier: Debian's linux-source packages are fetched), and on small stand-in trees (fast)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -9,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_kasalias
+from conftest import ROOT, fake_kernel_tree, run_kasalias
+from conftest import snapshot as tree_snapshot
 
 FILES = ("Makefile", "scripts/link-vmlinux.sh", "scripts/Makefile.vmlinux", "scripts/Makefile.modfinal",
          "scripts/Makefile.modinst", "scripts/package/install-extmod-build", "scripts/package/builddeb")
 
 
-@pytest.fixture(scope="module", params=["6.12", "6.1", "7.2", "7.3"])
+# The kernel tier: every test that takes a real tree (a linux-source package, downloaded once).
+@pytest.fixture(scope="module", params=[pytest.param(v, marks=pytest.mark.kernel) for v in ("6.12", "6.1", "7.2", "7.3")])
 def pristine(request: pytest.FixtureRequest) -> Path:
     out = subprocess.run([str(ROOT / "tools" / "fetch-linux-source"), request.param], check=True,
                          capture_output=True, text=True).stdout
@@ -150,3 +154,44 @@ def test_headers_package_ships_the_statistics(pristine: Path, tmp_path: Path) ->
     (obj / "modules.symalias").write_text("")
     out = subprocess.run(["sh", "-c", block], cwd=obj, capture_output=True, text=True, check=True).stdout
     assert "modules.symbfreq" in out and "modules.symalias" in out
+
+
+@pytest.mark.parametrize("series", ["6.1", "6.12", "7.3"])
+def test_stand_in_tree_install_and_remove(series: str, tmp_path: Path) -> None:
+    """Without a download: install hooks every file and adds scripts/Makefile.kasalias (the
+    bytes of kbuild/), remove gives the tree back byte for byte."""
+    tree = fake_kernel_tree(tmp_path / "linux", tuple(int(x) for x in series.split(".")))  # type: ignore[arg-type]
+    before = tree_snapshot(tree)
+    run_kasalias("kbuild", "install", tree)
+    hooked = tree_snapshot(tree)
+    assert hooked["scripts/Makefile.kasalias"] == (ROOT / "kbuild" / "Makefile.kasalias").read_bytes()
+    assert all(b"# >>> kasalias" in data for name, data in hooked.items()
+               if isinstance(data, bytes) and name != "scripts/Makefile.kasalias")
+    run_kasalias("kbuild", "remove", tree)
+    assert tree_snapshot(tree) == before
+
+
+@pytest.mark.parametrize("action", ["install", "remove"])
+@pytest.mark.parametrize("kind", ["directory", "dangling link", "fifo"])
+def test_makefile_kasalias_not_a_file_is_refused(action: str, kind: str, tmp_path: Path) -> None:
+    """Something else where scripts/Makefile.kasalias goes: one error line, the tree unchanged
+    (install used to hook the Kbuild files, then fail to rename onto a directory)."""
+    tree = fake_kernel_tree(tmp_path / "linux")
+    if action == "remove":
+        run_kasalias("kbuild", "install", tree)
+        (tree / "scripts/Makefile.kasalias").unlink()
+    target = tree / "scripts/Makefile.kasalias"
+    if kind == "directory":
+        target.mkdir()
+        (target / "a-file").write_text("not kasalias'\n")
+    elif kind == "dangling link":
+        target.symlink_to("nowhere")
+    else:
+        os.mkfifo(target)
+    before = tree_snapshot(tree)
+    proc = run_kasalias("kbuild", action, tree, check=False)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0] == f"kasalias: error: {target}: exists and is not a regular file (kasalias' " \
+        "scripts/Makefile.kasalias goes there); the tree is unchanged"
+    assert tree_snapshot(tree) == before  # no temporary file left either

@@ -34,6 +34,15 @@ ffffffffa0020000 get_block [minix]
 V1 = "get_block@fs_minix_itree_common_c_152@fs_minix_itree_v1_c"
 
 
+def alias_first(text: str) -> str:
+    """The kallsyms of a KAS_ALIAS=first kernel: each alias line before its original's."""
+    lines = text.splitlines(keepends=True)
+    for i in range(len(lines) - 1):
+        if "@" in lines[i + 1] and "@" not in lines[i]:
+            lines[i], lines[i + 1] = lines[i + 1], lines[i]
+    return "".join(lines)
+
+
 @pytest.fixture
 def kallsyms(tmp_path: Path) -> Path:
     path = tmp_path / "kallsyms"
@@ -50,7 +59,7 @@ def test_each_tool_gets_its_form(kallsyms: Path, tmp_path: Path) -> None:
     assert probe(kallsyms, "--for", "kprobe", "type_show@net_core_net_sysfs_c_116", V1) == [
         "p:kasalias/type_show_net_core_net_sysfs_c_116 type_show@net_core_net_sysfs_c_116",
         f"p:kasalias/get_block_fs_minix_itree_common_c_152_fs_minix_itree_v1_c minix:{V1}"]
-    assert probe(kallsyms, "--for", "bpftrace", V1) == [f'kprobe:"{V1}"']
+    assert probe(kallsyms, "--for", "bpftrace", V1) == ["kprobe:0xffffffffa0010000"]  # ftrace lists no alias
     assert probe(kallsyms, "--for", "perf", V1) == [
         "-m minix -a get_block_fs_minix_itree_common_c_152_fs_minix_itree_v1_c="
         "get_block\\@fs_minix_itree_common_c_152\\@fs_minix_itree_v1_c"]
@@ -62,7 +71,7 @@ def test_each_tool_gets_its_form(kallsyms: Path, tmp_path: Path) -> None:
 def test_return_probes(kallsyms: Path) -> None:
     assert probe(kallsyms, "--for", "kprobe", "--return", V1) == [
         f"r:kasalias/get_block_fs_minix_itree_common_c_152_fs_minix_itree_v1_c_ret minix:{V1}"]
-    assert probe(kallsyms, "--for", "bpftrace", "--return", V1) == [f'kretprobe:"{V1}"']
+    assert probe(kallsyms, "--for", "bpftrace", "--return", V1) == ["kretprobe:0xffffffffa0010000"]
     assert probe(kallsyms, "--for", "perf", "--return", "type_show@net_core_net_sysfs_c_116") == [
         "-a type_show_net_core_net_sysfs_c_116_ret=type_show\\@net_core_net_sysfs_c_116%return"]
     err, rc = probe(kallsyms, "--for", "ftrace", "--return", V1, check=False)
@@ -70,8 +79,32 @@ def test_return_probes(kallsyms: Path) -> None:
 
 
 def test_patterns_expand_in_kallsyms_order_once(kallsyms: Path) -> None:
-    assert probe(kallsyms, "--for", "bpftrace", "type_show@*", "type_show@net*") == [
-        'kprobe:"type_show@kernel_events_core_c_11671"', 'kprobe:"type_show@net_core_net_sysfs_c_116"']
+    assert probe(kallsyms, "--for", "kprobe", "type_show@*", "type_show@net*") == [
+        "p:kasalias/type_show_kernel_events_core_c_11671 type_show@kernel_events_core_c_11671",
+        "p:kasalias/type_show_net_core_net_sysfs_c_116 type_show@net_core_net_sysfs_c_116"]
+
+
+def test_original_first_kernel_says_why_bpftrace_gets_an_address(kallsyms: Path) -> None:
+    proc = run_kasalias("probe", "--kallsyms", kallsyms, "--for", "bpftrace", "type_show@*")
+    assert proc.stdout.splitlines() == ["kprobe:0xffffffff81100010", "kprobe:0xffffffff81200020"]
+    assert proc.stderr.count("\n") == 1 and "ftrace names these copies by the original name" in proc.stderr
+    err, rc = probe(kallsyms, "--for", "fprobe", V1, check=False)
+    assert rc == "1" and "fprobe takes the name ftrace gives an address" in err
+
+
+def test_alias_first_kernel_gets_the_alias_everywhere(tmp_path: Path) -> None:
+    """Where the alias is the first name at its address, ftrace lists it: bpftrace, ftrace's
+    filters and fprobe take it as written, nothing is said on stderr."""
+    path = tmp_path / "kallsyms"
+    path.write_text(alias_first(KALLSYMS))
+    for tool, want in (("bpftrace", [f'kprobe:"{V1}"', 'kprobe:"type_show@net_core_net_sysfs_c_116"']),
+                       ("ftrace", [V1, "type_show@net_core_net_sysfs_c_116"]),
+                       ("fprobe", [f"f:kasalias/get_block_fs_minix_itree_common_c_152_fs_minix_itree_v1_c {V1}",
+                                   "f:kasalias/type_show_net_core_net_sysfs_c_116 type_show@net_core_net_sysfs_c_116"])):
+        proc = run_kasalias("probe", "--kallsyms", path, "--for", tool, V1, "type_show@net*")
+        assert proc.stdout.splitlines() == want and proc.stderr == "", tool
+    assert probe(path, "--for", "fprobe", "--return", V1) == [
+        f"f:kasalias/get_block_fs_minix_itree_common_c_152_fs_minix_itree_v1_c_ret {V1}%return"]
 
 
 @pytest.mark.parametrize("name, message", [

@@ -1,18 +1,24 @@
 """Aliases in the tools people trace with, on a booted kernel: bpftrace, perf probe + perf record,
-libbpf (kprobe and kprobe_multi), tracefs kprobe events, ftrace and livepatch.
+libbpf (kprobe, kprobe_multi by names and by glob), tracefs kprobe and fprobe events, ftrace's
+filters, the tools' own wildcards, and livepatch; on the userlands people run.
 
 The hooked 6.12 kernel of tests/test_e2e_kernel.py (its TRACE variant carries BPF, BTF, fprobe
-and the function tracer) boots from a root disk made of Debian's own packages
-(tests/e2e/fetch-rootfs: bpftrace, linux-perf, libbpf1, Python for kasalias) with
-tests/e2e/tracers/test.sh as init. Each tool probes two copies of a vmlinux name
-(net-sysfs's and perf's type_show) and of a module name (minix's V1 and V2 get_block, one
-included .c file) in the form 'kasalias probe --for TOOL' prints, while
-tests/e2e/tracers/work.sh calls the net-sysfs copy 3 times, perf's twice and only the V1
-get_block; the hit counts per copy must say exactly that.
+and the function tracer, and is built with KAS_ALIAS=first: each alias is the name ftrace
+gives its copy) boots from a root disk made of one Debian suite's own packages
+(tests/e2e/fetch-rootfs SUITE: bpftrace, linux-perf, libbpf1, Python for kasalias) with
+tests/e2e/tracers/test.sh as init. Each tool probes two copies of a vmlinux name (net-sysfs's
+and perf's type_show), two of a module name in one module (minix's V1 and V2 get_block, one
+included .c file) and one in each of two modules (the kobject and kset samples' foo_show), in
+the form 'kasalias probe --for TOOL' prints, while tests/e2e/tracers/work.sh calls them a
+known number of times; the hit counts per copy must say exactly that.
+
+KASALIAS_TRACER_SUITES (comma-separated: bookworm, trixie, sid) picks the userlands; the
+default is what CI boots, tests/e2e/outside-ci boots all three.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -30,13 +36,18 @@ from kasalias.probe import event_name
 pytestmark = pytest.mark.e2e
 TRACERS = E2E / "tracers"
 # what each tool's hit counts are read from, in the guest's output
-TOOLS = ("kprobe", "kprobe-return", "kprobe-index", "bpftrace", "bpftrace-kretprobe", "bpftrace-index", "perf", "perf-kprobe-events", "libbpf-single", "libbpf-multi", "ftrace-function",
-         "ftrace-function_graph")
+TOOLS = ("kprobe", "kprobe-return", "kprobe-index", "bpftrace", "bpftrace-kretprobe", "bpftrace-index", "perf",
+         "perf-kprobe-events", "libbpf-single", "libbpf-multi", "ftrace-function", "ftrace-function_graph",
+         "ftrace-graph-function", "fprobe")
+# each suite's own bpftrace (tests/e2e/fetch-rootfs installs the suite's packages)
+BPFTRACE = {"bookworm": "v0.17", "trixie": "v0.23", "sid": "v0.2"}
+SUITES = [x for x in os.environ.get("KASALIAS_TRACER_SUITES", "trixie").split(",") if x]
 
 
 @dataclass
 class TraceGuest:
     log: str
+    suite: str = ""
     targets: list[str] = field(default_factory=list)
     hits: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
 
@@ -82,16 +93,24 @@ def parse(log: str) -> TraceGuest:
     return g
 
 
+@dataclass
+class TraceKernel:
+    """What every tracer guest boots: the kernel, its stripped modules, and the files test.sh uses."""
+
+    obj: Path
+    staging: Path
+    files: list[tuple[Path, str]]
+
+
 @pytest.fixture(scope="module")
-def trace_guest(tmp_path_factory: pytest.TempPathFactory) -> TraceGuest:
+def trace_kernel(tmp_path_factory: pytest.TempPathFactory) -> TraceKernel:
     obj = boot_hooked(TRACE).obj
     # modules installed as distributions ship them: without DWARF (perf probe looks names up
     # in DWARF when it finds some, and aliases are not there)
     staging = obj / "tracers-staging"
     shutil.rmtree(staging, ignore_errors=True)
     sh(E2E / "build-kernel", hooked_tree(TRACE.series), obj, "modules_install", f"INSTALL_MOD_PATH={staging}",
-       "INSTALL_MOD_STRIP=1", "KAS_ALIAS=1", *TRACE.make_args(), env=TRACE.env())
-    rootfs = sh(E2E / "fetch-rootfs").strip().splitlines()[-1]
+       "INSTALL_MOD_STRIP=1", TRACE.alias_arg, *TRACE.make_args(), env=TRACE.env())
     tmp = tmp_path_factory.mktemp("tracers")
     bpf, prog = build_kcount(tmp)
     # kasalias in the guest: this checkout's package, run by the guest's Python (Debian's
@@ -101,10 +120,9 @@ def trace_guest(tmp_path_factory: pytest.TempPathFactory) -> TraceGuest:
     wrapper.chmod(0o755)
     package = tmp / "package"
     shutil.copytree(ROOT / "kasalias", package, ignore=shutil.ignore_patterns("__pycache__"))
-    disk = obj / "tracers-root.img"
     klp = tmp / "klp"  # the livepatch module, built against this kernel like an external module
     shutil.copytree(TRACERS / "klp", klp)
-    sh(E2E / "build-kernel", hooked_tree(TRACE.series), obj, f"M={klp}", "modules", "KAS_ALIAS=1",
+    sh(E2E / "build-kernel", hooked_tree(TRACE.series), obj, f"M={klp}", "modules", TRACE.alias_arg,
        *TRACE.make_args(), env=TRACE.env())
     # the index of the build without its aliases (vmlinux, X.ko), as of a distribution's debug package
     index = tmp / "kernel.index"
@@ -117,57 +135,103 @@ def trace_guest(tmp_path_factory: pytest.TempPathFactory) -> TraceGuest:
              (klp / "kasalias_klp.ko", "/kasalias/kasalias_klp.ko"),
              (bpf, "/kasalias/kcount.bpf.o"), (prog, "/kasalias/kcount"), (wrapper, "/usr/local/bin/kasalias"),
              (package, "/opt/kasalias/kasalias")]
-    sh(E2E / "mkrootdisk", "-r", rootfs, "-m", staging, *[a for s, d in files for a in ("-f", f"{s}:{d}")],
-       disk)
-    log = obj / "tracers.log"
+    return TraceKernel(obj, staging, files)
+
+
+@pytest.fixture(scope="module", params=SUITES)
+def trace_guest(request: pytest.FixtureRequest, trace_kernel: TraceKernel) -> TraceGuest:
+    suite: str = request.param
+    obj = trace_kernel.obj
+    rootfs = sh(E2E / "fetch-rootfs", suite).strip().splitlines()[-1]
+    disk = obj / f"tracers-root-{suite}.img"
+    sh(E2E / "mkrootdisk", "-r", rootfs, "-m", trace_kernel.staging,
+       *[a for s, d in trace_kernel.files for a in ("-f", f"{s}:{d}")], disk)
+    log = obj / f"tracers-{suite}.log"
     env = dict(TRACE.env(), QEMU_MEM="1536M")
     subprocess.run([str(E2E / "boot"), "-t", "1800", "-o", str(log), "-d", str(disk),
                     "-a", "root=/dev/vda rw init=/kasalias/test.sh", str(obj / TRACE.image)],
                    capture_output=True, text=True, env=env)
+    disk.unlink()  # a root disk per suite is about a gigabyte; the log stays
     text = log.read_text(errors="replace")
     assert "KASALIAS-E2E-END rc=0" in text, f"the tracer guest did not finish: {log}"
-    return parse(text)
+    guest = parse(text)
+    guest.suite = suite
+    return guest
+
+
+def test_guest_runs_its_suites_tools(trace_guest: TraceGuest) -> None:
+    (version,) = trace_guest.lines("E2E-VERSION bpftrace")
+    assert version.startswith(f"bpftrace {BPFTRACE[trace_guest.suite]}"), version
 
 
 def test_guest_found_the_copies(trace_guest: TraceGuest) -> None:
-    net, perf, v1, v2 = trace_guest.targets
+    net, perf, v1, v2, kobj, kset = trace_guest.targets
     assert net.startswith("type_show@net_core_net_sysfs_c_") and perf.startswith("type_show@kernel_events_core_c_")
     assert v1.startswith("get_block@") and v1.endswith("itree_v1_c") and v2.endswith("itree_v2_c")
+    assert kobj.startswith("foo_show@samples_kobject_kobject_example_c_")
+    assert kset.startswith("foo_show@samples_kobject_kset_example_c_")
     assert not trace_guest.lines("E2E-ERROR")
 
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_probe_by_alias_fires_on_that_copy_only(trace_guest: TraceGuest, tool: str) -> None:
     """work.sh reads net-sysfs's type attribute 3 times, perf's twice (the tool may read it
-    too) and a minix v1 file system: the probe on each alias counts its own copy's calls."""
-    net, perf, v1, v2 = trace_guest.targets
+    too), a minix v1 file system, kobject-example's foo twice and kset-example's once: the
+    probe on each alias counts its own copy's calls."""
+    net, perf, v1, v2, kobj, kset = trace_guest.targets
     hits = trace_guest.hits[tool]
     assert set(hits) == set(trace_guest.targets), (tool, hits)
     assert hits[net] == 3 and hits[perf] >= 2, (tool, hits)
     assert hits[v1] > 0 and hits[v2] == 0, (tool, hits)
+    assert hits[kobj] == 2 and hits[kset] == 1, (tool, hits)
+
+
+def test_ftrace_lists_the_alias(trace_guest: TraceGuest) -> None:
+    """On a KAS_ALIAS=first kernel ftrace names each copy by its alias: available_filter_functions
+    lists it (and no longer the bare name), set_ftrace_filter refuses the bare name and a
+    glob over it selects the aliases."""
+    (aff,) = trace_guest.lines("E2E-AFF")
+    counts = dict(f.split("=") for f in aff.split())
+    assert int(counts["aliases"]) > 100 and counts["net"] == "1" and counts["kobj"] == "1", aff
+    assert counts["bare"] == "0", aff
+    (bare,) = trace_guest.lines("E2E-BARE ftrace-filter")
+    assert not bare.startswith("rc=0"), bare
+    (glob,) = trace_guest.lines("E2E-BARE ftrace-glob")
+    assert glob.startswith("rc=0") and trace_guest.targets[0] in glob.split(), glob
+
+
+def test_the_tools_own_wildcards_take_aliases(trace_guest: TraceGuest) -> None:
+    """bpftrace's kprobe:"NAME@*" and libbpf's kprobe_multi glob, which go by ftrace's names,
+    attach every copy a pattern names: the net-sysfs pattern counts its 3 calls, foo_show@*
+    the 2 + 1 of the two modules' copies."""
+    for name in ("net", "foo"):
+        out = "\n".join(trace_guest.lines(f"E2E-OWN-WILDCARD-bpftrace-{name}"))
+        assert re.search(r"^@: 3$", out, re.M), (name, out)
+        (libbpf,) = trace_guest.lines(f"E2E-LIBBPF-glob-{name} KCOUNT")
+        assert libbpf.split()[-1] == "3", (name, libbpf)
 
 
 def test_bare_name_is_refused_where_the_kernel_decides(trace_guest: TraceGuest) -> None:
-    """Without kasalias: a kprobe on the duplicated name is refused (tracefs and libbpf)."""
+    """The duplicated name itself: a kprobe on it is refused (tracefs and libbpf), as without
+    kasalias; fprobe finds no function of that name."""
     (kprobe,) = trace_guest.lines("E2E-BARE kprobe")
     assert not kprobe.startswith("rc=0"), kprobe
     assert any("KCOUNT-REFUSED type_show" in l for l in trace_guest.lines("E2E-BARE libbpf-single"))
+    (fprobe,) = trace_guest.lines("E2E-BARE fprobe")
+    assert not fprobe.startswith("rc=0"), fprobe
 
 
-def test_ftrace_takes_the_number_not_the_alias(trace_guest: TraceGuest) -> None:
-    """ftrace matches the name kallsyms gives an address, the original's: an alias matches
-    nothing; the bare name selects every copy (filter and graph alike)."""
-    alias_filter = trace_guest.lines("E2E-BARE ftrace-alias-filter")
-    assert alias_filter and not alias_filter[0].startswith("rc=0 [type"), alias_filter
-    (copies,) = trace_guest.lines("E2E-BARE ftrace-filter")
-    (graph,) = trace_guest.lines("E2E-BARE ftrace-graph")
-    assert int(copies) >= 2 and int(graph) >= 2
+def test_backtraces_name_the_copy(trace_guest: TraceGuest) -> None:
+    """What alias-first costs and gives: the kernel prints the alias where it names the copy's
+    address (a stack trace's frame, an event's %pS)."""
+    stack = "\n".join(trace_guest.lines("E2E-TRADE-stack"))
+    assert re.search(rf"=> {re.escape(trace_guest.targets[0])}\+0x", stack), stack
+    assert trace_guest.lines("E2E-TRADE-kallsyms") and trace_guest.lines("E2E-TRADE-btf")
 
 
 def test_bpftrace_patterns_through_kasalias(trace_guest: TraceGuest) -> None:
-    """bpftrace's own wildcard finds no alias; the pattern expanded by 'kasalias probe' attaches
-    every type_show copy, and the net-sysfs one counts its 3 calls."""
-    assert any("No probes to attach" in l for l in trace_guest.lines("E2E-WILDCARD bpftrace"))
+    """The pattern expanded by 'kasalias probe' attaches every type_show copy, and the
+    net-sysfs one counts its 3 calls."""
     lines = "\n".join(trace_guest.lines("E2E-BPFTRACE-WILDCARD"))
     probes = [line.split()[0] for line in trace_guest.lines("E2E-SPEC-bpftrace-wildcard")]
     net = probes.index(f'kprobe:"{trace_guest.targets[0]}"')

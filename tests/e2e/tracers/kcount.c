@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * kcount {single|multi} BPF_OBJECT FUNC... -- COMMAND [ARG...]
+ * kcount {single|multi|glob} BPF_OBJECT FUNC... -- COMMAND [ARG...]
  *
  * Attaches kcount.bpf.c's counter to each FUNC by name with libbpf:
  * bpf_program__attach_kprobe_opts, one per FUNC (single), or one
- * bpf_program__attach_kprobe_multi_opts with all FUNCs (multi); runs COMMAND;
+ * bpf_program__attach_kprobe_multi_opts with all FUNCs (multi), or with one
+ * FUNC as the glob pattern libbpf matches against the kernel's function names
+ * (glob: every copy it attaches counts as that FUNC); runs COMMAND;
  * prints "KCOUNT FUNC HITS" per FUNC. A FUNC the kernel refuses prints
  * "KCOUNT-REFUSED FUNC error" (single) and is left out; a refused multi link
  * prints "KCOUNT-REFUSED * error". Exit status: that of COMMAND, 2 on usage
@@ -31,16 +33,17 @@ int main(int argc, char **argv)
 	const char *funcs[MAX_FUNCS];
 	__u64 cookies[MAX_FUNCS];
 	int attached[MAX_FUNCS] = { 0 };
-	int nfuncs = 0, i, cmd, multi, status;
+	int nfuncs = 0, i, cmd, multi, glob, status;
 	struct bpf_object *obj;
 	struct bpf_program *prog;
 	pid_t pid;
 
-	if (argc < 5 || (strcmp(argv[1], "single") && strcmp(argv[1], "multi"))) {
-		fprintf(stderr, "usage: kcount {single|multi} BPF_OBJECT FUNC... -- COMMAND [ARG...]\n");
+	if (argc < 5 || (strcmp(argv[1], "single") && strcmp(argv[1], "multi") && strcmp(argv[1], "glob"))) {
+		fprintf(stderr, "usage: kcount {single|multi|glob} BPF_OBJECT FUNC... -- COMMAND [ARG...]\n");
 		return 2;
 	}
-	multi = !strcmp(argv[1], "multi");
+	glob = !strcmp(argv[1], "glob");
+	multi = glob || !strcmp(argv[1], "multi");
 	for (i = 3; i < argc && strcmp(argv[i], "--"); i++) {
 		if (nfuncs == MAX_FUNCS) {
 			fprintf(stderr, "kcount: at most %d functions\n", MAX_FUNCS);
@@ -49,8 +52,8 @@ int main(int argc, char **argv)
 		cookies[nfuncs] = nfuncs;
 		funcs[nfuncs++] = argv[i];
 	}
-	if (i + 1 >= argc || !nfuncs) {
-		fprintf(stderr, "kcount: no FUNC or no -- COMMAND\n");
+	if (i + 1 >= argc || !nfuncs || (glob && nfuncs != 1)) {
+		fprintf(stderr, "kcount: no FUNC (glob: one pattern) or no -- COMMAND\n");
 		return 2;
 	}
 	cmd = i + 1;
@@ -63,7 +66,9 @@ int main(int argc, char **argv)
 	prog = bpf_object__find_program_by_name(obj, multi ? "count_kprobe_multi" : "count_kprobe");
 	if (multi) {
 		LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .syms = funcs, .cookies = cookies, .cnt = nfuncs);
-		struct bpf_link *link = bpf_program__attach_kprobe_multi_opts(prog, NULL, &opts);
+		/* a pattern: no cookies, every copy counts at key 0 */
+		struct bpf_link *link = glob ? bpf_program__attach_kprobe_multi_opts(prog, funcs[0], NULL) :
+					       bpf_program__attach_kprobe_multi_opts(prog, NULL, &opts);
 
 		if (!link)
 			printf("KCOUNT-REFUSED * %s\n", strerror(errno));

@@ -1,9 +1,12 @@
 #!/bin/bash
 # init of the tracer guest (tests/test_tracers.py): Debian's bpftrace, perf and libbpf on a
-# hooked kernel, booted from a root disk with init=/kasalias/test.sh. Probes two copies of
-# type_show (vmlinux) and of minix's get_block (module) by alias with each tool, the way
-# 'kasalias probe --for TOOL' prints it, runs work.sh (which calls one copy of each pair)
-# and prints the hits per copy; then what each tool does with the bare duplicated name.
+# kernel built with 'make KAS_ALIAS=first' (each alias the name ftrace gives its copy), booted
+# from a root disk with init=/kasalias/test.sh. Probes two copies of type_show (vmlinux), of
+# minix's get_block (one module) and of the kobject samples' foo_show (two modules) by alias
+# with each tool, the way 'kasalias probe --for TOOL' prints it, and with the tools' own
+# wildcards; runs work.sh (which calls the copies a known number of times) and prints the
+# hits per copy; then what each tool does with the bare duplicated name, and what the names
+# the kernel prints look like (the trade-off of alias-first, NOTES.md "Placement").
 # Last, a livepatch replaces the net-sysfs copy named by its alias.
 # Every line the host parses starts with E2E; the last is KASALIAS-E2E-END rc=0.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root PYTHONDONTWRITEBYTECODE=1
@@ -27,7 +30,7 @@ version bpftrace 'bpftrace --version'
 version perf 'perf version'
 version libbpf 'dpkg-query -W -f "\${Version}" libbpf1'
 
-modprobe loop && modprobe minix || echo "E2E-ERROR modprobe"
+modprobe loop && modprobe minix && modprobe kobject-example && modprobe kset-example || echo "E2E-ERROR modprobe"
 dd if=/dev/zero of=/tmp/minix1.img bs=1k count=1024 2>/dev/null
 mkfs.minix -1 /tmp/minix1.img >/dev/null
 mount -t minix -o loop /tmp/minix1.img /mnt && seq 1 20000 >/mnt/file && umount /mnt || echo "E2E-ERROR minix"
@@ -37,7 +40,9 @@ NET=$(pick '^type_show@net_core_net_sysfs_c_[0-9]+$' '')
 PERFT=$(pick '^type_show@kernel_events_core_c_[0-9]+$' '')
 V1=$(pick '^get_block@.*itree_v1_c$' '[minix]')
 V2=$(pick '^get_block@.*itree_v2_c$' '[minix]')
-ALL="$NET $PERFT $V1 $V2"
+KOBJ=$(pick '^foo_show@samples_kobject_kobject_example_c_[0-9]+$' '[kobject_example]')
+KSET=$(pick '^foo_show@samples_kobject_kset_example_c_[0-9]+$' '[kset_example]')
+ALL="$NET $PERFT $V1 $V2 $KOBJ $KSET"
 for a in $ALL; do echo "E2E-TARGET $a"; done
 
 # --- tracefs kprobe_events ----------------------------------------------------------
@@ -110,20 +115,79 @@ for tracer in function function_graph; do
 		echo >$T/trace
 		$K/work.sh
 		echo 0 >$T/tracing_on  # before the tracer changes, which empties the buffer
-		hits=$(grep -v '^#' $T/trace | grep -c "${alias%%@*}")
+		hits=$(grep -v '^#' $T/trace | grep -cF "$alias")
 		echo nop >$T/current_tracer
 		echo 1 >$T/tracing_on
 		echo "E2E-HITS ftrace-$tracer $alias $hits $(cat $T/set_ftrace_filter | tr '\n' ' ')"
 	done </tmp/ftrace.spec
 done
-echo >$T/set_ftrace_filter
-echo "$NET" >$T/set_ftrace_filter 2>/dev/null; echo "E2E-BARE ftrace-alias-filter rc=$? [$(cat $T/set_ftrace_filter | tr '\n' ' ')]"
-echo >$T/set_ftrace_filter
-echo type_show >$T/set_ftrace_filter; echo "E2E-BARE ftrace-filter $(grep -c . $T/set_ftrace_filter)"
-echo >$T/set_ftrace_filter
-echo "$NET" >$T/set_graph_function 2>/dev/null; echo "E2E-BARE ftrace-alias-graph rc=$?"
-echo type_show >$T/set_graph_function; echo "E2E-BARE ftrace-graph $(grep -c . $T/set_graph_function)"
+# set_graph_function by alias, with function_graph: the copy and what it calls
+for alias in $ALL; do
+	echo "$alias" >$T/set_graph_function
+	echo function_graph >$T/current_tracer
+	echo >$T/trace
+	$K/work.sh
+	echo 0 >$T/tracing_on
+	hits=$(grep -v '^#' $T/trace | grep -cF "$alias(")
+	echo nop >$T/current_tracer
+	echo 1 >$T/tracing_on
+	echo "E2E-HITS ftrace-graph-function $alias $hits $(cat $T/set_graph_function | tr '\n' ' ')"
+done
 echo >$T/set_graph_function
+echo >$T/set_ftrace_filter
+echo type_show >$T/set_ftrace_filter 2>/dev/null; echo "E2E-BARE ftrace-filter rc=$? $(grep -c . $T/set_ftrace_filter)"
+echo >$T/set_ftrace_filter
+echo 'type_show*' >$T/set_ftrace_filter 2>/dev/null; echo "E2E-BARE ftrace-glob rc=$? $(cat $T/set_ftrace_filter | tr '\n' ' ')"
+echo >$T/set_ftrace_filter
+echo type_show >$T/set_graph_function 2>/dev/null; echo "E2E-BARE ftrace-graph rc=$? $(grep -c . $T/set_graph_function)"
+echo >$T/set_graph_function
+
+# --- what ftrace lists: available_filter_functions names each copy by its alias
+echo "E2E-AFF aliases=$(grep -c @ $T/available_filter_functions) net=$(grep -cxF "$NET" $T/available_filter_functions) kobj=$(grep -cxF "$KOBJ [kobject_example]" $T/available_filter_functions) bare=$(grep -cx type_show $T/available_filter_functions)"
+
+# --- fprobe dynamic events by alias ('kasalias probe --for fprobe')
+kasalias probe --for fprobe $ALL >/tmp/fprobes 2>&1; out E2E-SPEC-fprobe </tmp/fprobes
+if cat /tmp/fprobes >>$T/dynamic_events; then
+	echo 1 >$T/events/kasalias/enable
+	echo >$T/trace
+	$K/work.sh
+	echo 0 >$T/events/kasalias/enable
+	while read -r spec alias; do
+		ev=${spec#f:kasalias/}
+		echo "E2E-HITS fprobe $alias $(grep -c " $ev: " $T/trace)"
+	done </tmp/fprobes
+	grep -m1 -F "$NET" $T/trace | out E2E-TRADE-event-line
+else
+	echo "E2E-ERROR fprobe"
+fi
+: >$T/dynamic_events
+echo "f:kasalias/bare type_show" >>$T/dynamic_events 2>/dev/null; echo "E2E-BARE fprobe rc=$? $(grep 'error:' $T/error_log | tail -n1)"
+: >$T/dynamic_events
+
+# --- the tools' own wildcards over aliases: bpftrace, libbpf's kprobe_multi glob
+bpftrace -e "kprobe:\"${NET%_*}_*\" { @ = count(); }" -c "$WORK" 2>&1 | grep -v '^$' | out E2E-OWN-WILDCARD-bpftrace-net
+bpftrace -e 'kprobe:"foo_show@*" { @ = count(); }' -c "$WORK" 2>&1 | grep -v '^$' | out E2E-OWN-WILDCARD-bpftrace-foo
+$K/kcount glob $K/kcount.bpf.o "${NET%_*}_*" -- $K/work.sh | out E2E-LIBBPF-glob-net
+$K/kcount glob $K/kcount.bpf.o 'foo_show@*' -- $K/work.sh | out E2E-LIBBPF-glob-foo
+
+# --- the trade-off: what the kernel prints where a copy is named, and the bare name
+grep -n -e " type_show$" -e " $NET$" -e " $PERFT$" /proc/kallsyms | out E2E-TRADE-kallsyms
+echo "p:kasalias/emit sysfs_emit" >>$T/kprobe_events
+echo stacktrace >$T/events/kasalias/emit/trigger
+echo >$T/trace
+echo 1 >$T/events/kasalias/emit/enable
+cat /sys/class/net/lo/type >/dev/null
+echo 0 >$T/events/kasalias/emit/enable
+grep -A12 -m1 '<stack trace>' $T/trace | out E2E-TRADE-stack
+echo '!stacktrace' >$T/events/kasalias/emit/trigger
+echo >$T/kprobe_events
+kasalias probe --for kprobe "$NET" >>$T/kprobe_events
+perf record -q -o /tmp/perf-trade.data -e 'kasalias:*' -a -- cat /sys/class/net/lo/type >/dev/null 2>&1
+perf script -i /tmp/perf-trade.data -F ip,sym 2>&1 | head -n 2 | out E2E-TRADE-perf-script
+perf report -i /tmp/perf-trade.data --stdio --sort sym 2>&1 | grep -v '^#' | grep -v '^$' | head -n 3 | out E2E-TRADE-perf-report
+echo >$T/kprobe_events
+bpftrace -e 'fentry:type_show { @ = count(); }' -c "$WORK" 2>&1 | grep -v '^$' | head -n 4 | out E2E-TRADE-fentry-bare
+echo "E2E-TRADE-btf $(bpftool btf dump file /sys/kernel/btf/vmlinux 2>&1 | grep -c "FUNC 'type_show'") FUNC type_show in vmlinux BTF"
 
 # --- a kernel without aliases: 'kasalias probe --index' (the index of the unaliased build, as
 # 'kasalias index' makes it of a distribution's debug package) names the copies by address
