@@ -232,7 +232,7 @@ class AliasTable:
                 images.append(_field(line[9:], path, lineno))
                 continue
             v = [_field(f, path, lineno) for f in line.split(b"\t")]
-            if len(v) != 8 or not _is_number(v[2]) or not _is_number(v[4]) or not _is_alias(v[5], v[3]):
+            if len(v) != 8 or not _is_number(v[2]) or not _is_number(v[4]) or not is_alias(v[5], v[3]):
                 raise KasaliasError(f"{path}:{lineno}: malformed alias table row")
             rows.append(AliasRow(v[0], v[1], int(v[2]), v[3], int(v[4]), v[5], v[6], v[7]))
         return cls(rows, images, path, data or None, placement)
@@ -259,7 +259,7 @@ def _field(raw: bytes, path: str, lineno: int) -> str:
     return text
 
 
-def _is_alias(alias: str, symbol: str) -> bool:
+def is_alias(alias: str, symbol: str) -> bool:
     """What an alias of ``symbol`` looks like: its name (without ThinLTO's suffix), '@', a
     source identity; one word that kallsyms keeps (shorter than KSYM_NAME_LEN)."""
     base = symbol.split(".llvm.", 1)[0]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable, cast
 
 from kasalias.aliastable import VMLINUX, AliasRow, AliasTable, SymbolKey, module_name, symbol_keys, symbol_ordinals
+from kasalias.aliastable import is_alias  # the reader's own test: what is written reads back
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import read_text_input
 from kasalias.kallsyms_rules import VmlinuxRules, module_keeps
@@ -24,6 +25,8 @@ from kasalias.symbfreq import SymbolFrequency, name_key
 from kasalias.symbols import ElfImage, Symbol, is_llvm_bitcode
 
 log = logging.getLogger(__name__)
+
+_PATH_MAX = 4096  # Linux's, with the NUL: a longer modules.order line names no file
 
 
 @dataclass
@@ -73,7 +76,8 @@ def _loaded(name: str, path: Path, visible: list[Symbol], files: list[str], ordi
 def _usable(name: str) -> bool:
     """Whether kasalias can count and alias a name: kallsyms, modules.symbfreq and the alias
     table carry no control bytes (GNU as makes arm64 local labels like '.L14472\\x021') and no
-    bytes that are not UTF-8 (a corrupted string table); such names are left out."""
+    bytes that are not UTF-8 (a corrupted string table); such names are left out. The same
+    rule for every text field of a table row (aliastable._field): STT_FILE names, paths."""
     return name.isprintable()
 
 
@@ -94,7 +98,12 @@ def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
                                                    secs[s.shndx].flags, n, kallsyms_all) and _usable(s.name)]
         names = {s.name for s in visible}
         ordinals = symbol_ordinals(s for s in img.symbols if s.name in names)
-        return _loaded(module_name(path), path, visible, img.file_groups(), ordinals)
+        name = module_name(path)
+        # The table's and the index's image lines are space-separated; kallsyms shows [name].
+        if not _usable(name) or " " in name or not name:
+            raise KasaliasError(f"{path}: the module name {name!r} has a space or a control byte; "
+                                "Kbuild names modules like C identifiers")
+        return _loaded(name, path, visible, img.file_groups(), ordinals)
 
 
 def modules_from_order(order: Path, objtree: Path) -> list[Path]:
@@ -102,11 +111,25 @@ def modules_from_order(order: Path, objtree: Path) -> list[Path]:
     X.o, 6.1 X.ko). At vmlinux link time only the module objects exist, so X.o is read.
     With LTO an X.o is LLVM bitcode: then its X.ko if it exists, else it is left out (its
     per-module step aliases it against modules.symbfreq, like a module built later)."""
-    lines = [l.strip() for l in read_text_input(order).splitlines() if l.strip()]
     mods: list[Path] = []
-    for line in lines:
+    # split("\n"), not splitlines(): that also splits at \x1c, \x85, \u2028, ..., which
+    # would hide such bytes in a line instead of refusing them
+    for lineno, raw in enumerate(read_text_input(order).split("\n"), 1):
+        line = raw.strip(" \t\r")
+        if not line:
+            continue
+        # Each line is checked before it becomes a path: "/" has no name to give a suffix
+        # (Path.with_suffix raised), a NUL cannot be in a path, and a message must not
+        # carry control bytes to the terminal.
+        if not line.isprintable():
+            raise KasaliasError(f"{order}:{lineno}: a control byte in {line!r}")
+        if len(line.encode()) >= _PATH_MAX:
+            raise KasaliasError(f"{order}:{lineno}: a path of {len(line.encode())} bytes (the limit is {_PATH_MAX})")
+        stem = line[:-3] if line.endswith(".ko") else line[:-2] if line.endswith(".o") else None
+        if not stem or stem.endswith("/"):  # the rule of buildgen.module_objects, and "/.o" names no module
+            raise KasaliasError(f"{order}:{lineno}: {line!r} is not a module object (X.o or X.ko)")
         p = objtree / line
-        obj, ko = p.with_suffix(".o"), p.with_suffix(".ko")
+        obj, ko = objtree / (stem + ".o"), objtree / (stem + ".ko")
         if obj.is_file() and not is_llvm_bitcode(obj):
             mods.append(obj)
         elif ko.is_file():
@@ -235,6 +258,10 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
                         locs = dwarf.locate(targets)
                 except malformed_dwarf_errors() as e:
                     raise KasaliasError(f"{img.path}: malformed DWARF ({type(e).__name__}: {e})") from None
+                except KasaliasError as e:  # dwarfscan's checks do not know the file: say which
+                    if str(e).startswith(f"{img.path}: "):
+                        raise
+                    raise KasaliasError(f"{img.path}: {e}") from None
                 identity_seconds += time.process_time() - started
                 located += len(targets)
         for s in targets:
@@ -244,6 +271,10 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
                 continue
             if not (loc.decl_file.isprintable() and loc.cu.isprintable()):
                 problems.append(f"{img.name}: {s.name}: a source path in DWARF holds a control byte; no alias")
+                continue
+            if not _usable(keys[s.index][0]):  # the row's file field (a corrupted .strtab)
+                problems.append(f"{img.name}: {s.name}: the STT_FILE name of its object holds a control byte "
+                                "or is not UTF-8; no alias")
                 continue
             copies.append(Copy(img.name, (img.name, keys[s.index]), s.name, loc))
         if collect:
@@ -259,6 +290,9 @@ def analyze(images: list[LoadedImage], paths: PathMapper, policy: Policy,
     for c, alias in aliases.items():
         image, key = cast("tuple[str, SymbolKey]", c.key)
         file, occurrence, symbol, ordinal = key
+        if not is_alias(alias, symbol):  # the table's reader would refuse the row ("x.llvm.y")
+            problems.append(f"{image}: {symbol}: {alias} does not read back as its alias; no alias")
+            continue
         rows.append(AliasRow(image, file, occurrence, symbol, ordinal, alias,
                              f"{c.loc.decl_file}:{c.loc.decl_line}", c.loc.cu))
     if collect:

@@ -189,7 +189,7 @@ def module_objects(cfg: GenConfig) -> list[str]:
     path = cfg.objtree / cfg.modules_order
     text = read_text_input(path)
     mods = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(text.split("\n"), 1):  # as analysis reads it: \n alone ends a line
         if not line:
             continue
         if line.endswith(".ko"):

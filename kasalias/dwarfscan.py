@@ -90,16 +90,25 @@ def uint(buf: bytes | memoryview, pos: int, size: int) -> int:
 
 def cstring(buf: bytes | memoryview, pos: int) -> tuple[bytes, int]:
     """The NUL-terminated string at ``pos`` and the position after its NUL."""
-    out = b""
+    chunk = bytes(buf[pos:pos + 128])
+    i = chunk.find(b"\0")
+    if i >= 0:  # nearly every string
+        return chunk[:i], pos + i + 1
+    # Longer: chunks of doubling size, joined once. Growing one bytes object 128 bytes at a
+    # time copied it again each time: a string running to the end of a corrupted section of
+    # megabytes took minutes.
+    parts, size = [], 128
     while True:
-        chunk = bytes(buf[pos:pos + 128])
-        i = chunk.find(b"\0")
-        if i >= 0:
-            return out + chunk[:i], pos + i + 1
         if not chunk:
             raise KasaliasError("bad DWARF: unterminated string")
-        out += chunk
+        parts.append(chunk)
         pos += len(chunk)
+        size *= 2
+        chunk = bytes(buf[pos:pos + size])
+        i = chunk.find(b"\0")
+        if i >= 0:
+            parts.append(chunk[:i])
+            return b"".join(parts), pos + i + 1
 
 
 @dataclass(frozen=True)
@@ -207,6 +216,10 @@ def size_class(form: int, unit: Unit) -> int:
 _LEB_RE = rb"[\x80-\xff]*[\x00-\x7f]"
 _ABBREV_DECL = re.compile(rb"(?!\x00)(" + _LEB_RE + rb")(" + _LEB_RE + rb"[\x00-\xff](?:(?!\x00\x00)"
                           + _LEB_RE + rb"(?:\x21" + _LEB_RE + rb"|" + _LEB_RE + rb"))*\x00\x00)")
+# Attributes in one declaration: GCC and clang write at most a few dozen. A corrupted table whose
+# (0, 0) terminators are gone reads as one declaration of thousands, which every DIE of that code
+# would then walk attribute by attribute.
+_MAX_ATTRS = 256
 # (declaration after the code, offset size, address size, version) -> its Abbrev
 _DECODED: dict[tuple[bytes, int, int, int], Abbrev] = {}
 
@@ -256,6 +269,8 @@ def _decode_abbrev(decl: bytes, offset_size: int, addr_size: int, version: int) 
             const, pos = sleb(decl, pos)
         elif attr == 0 and form == 0:
             break
+        if len(attrs) == _MAX_ATTRS:
+            raise KasaliasError(f"bad DWARF: an abbreviation with more than {_MAX_ATTRS} attributes")
         size = _size_class(form, offset_size, addr_size, version)
         if attr in (AT_NAME, AT_LOW_PC) or (attr == AT_LOCATION and form in (F_EXPRLOC, F_BLOCK, F_BLOCK1)):
             identifiable = True
@@ -781,15 +796,24 @@ def line_table_files(line: memoryview, offset: int, string: Callable[[int, int],
             form, pos = uleb(header, pos)
             fmt.append((ct, form, _size_class(form, osz, 8, version)))
         count, pos = uleb(header, pos)
+        # The count is the file's word: an entry takes at least a byte (an entry of no bytes
+        # names nothing), so more entries than bytes left is corrupt, and the loops below
+        # stay bounded by the header's size (2^40 empty entries would never end).
+        if count > len(header) - pos:
+            raise KasaliasError(f"bad DWARF: the line-table header at .debug_line+{offset:#x} lists {count} "
+                                f"{('directories', 'files')[_table]} in {len(header) - pos} bytes")
         entries: list[bytes] = []
         pattern = _entry_re(tuple(size for _ct, _form, size in fmt))
         if pattern is not None and count:
             # Entries follow each other, each matching the pattern, up to the end of the header.
             entries = pattern.findall(header, pos)[:count]
             pos += sum(map(len, entries))
-        for _ in range(count - len(entries)):  # block fields (or a truncated table: IndexError)
+        for _ in range(count - len(entries)):  # block fields (or a truncated table)
             start = pos
             pos = _decode_entry(header, pos, tuple(fmt), None)[1]
+            if pos > len(header) or pos == start:
+                raise KasaliasError(f"bad DWARF: the line-table header at .debug_line+{offset:#x} has "
+                                    f"entries of no bytes or past its end")
             entries.append(header[start:pos])
         tables.append(entries)
         formats.append(tuple(fmt))

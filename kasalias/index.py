@@ -63,25 +63,46 @@ class Index:
         build_ids: dict[str, str] = {}
         entries = []
         text = None
-        for lineno, raw in enumerate(data.splitlines()[1:], 2):
-            line = raw.decode("utf-8", "surrogateescape")
+        # split(b"\n"): bytes.splitlines() would also end a line at "\r", which the field check refuses
+        lines = data.split(b"\n")
+        if not lines[-1]:
+            lines.pop()  # after the last newline
+        for lineno, raw in enumerate(lines[1:], 2):
+            # What render() writes and nothing else: int() would also take " 1", "1_0", "0x1f"
+            # and Unicode digits ("٣"), and a field that is not UTF-8 or holds a control byte
+            # would reach the terminal or the kallsyms text that 'kallsyms' prints.
             try:
-                if line.startswith("# text: "):
-                    text = int(line[8:], 16)
-                elif line.startswith("# image: "):
-                    image, build_id = line[9:].split(" ")
-                    build_ids[image] = build_id
-                else:
-                    image, alias, symbol, sympos, address, decl, cu = line.split("\t")
-                    entries.append(Entry(image, alias, symbol, int(sympos), int(address, 16), decl, cu))
-            except ValueError:
-                raise KasaliasError(f"{path}:{lineno}: malformed index line") from None
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise KasaliasError(f"{path}:{lineno}: malformed index line (not UTF-8)") from None
+            if not all(field.isprintable() for field in ([line] if line.startswith("#") else line.split("\t"))):
+                raise KasaliasError(f"{path}:{lineno}: malformed index line (a control byte)")
+            if line.startswith("# text: "):
+                if not _is_hex(line[8:], 16):
+                    raise KasaliasError(f"{path}:{lineno}: malformed index line")
+                text = int(line[8:], 16)
+            elif line.startswith("# image: "):
+                fields = line[9:].split(" ")
+                if len(fields) != 2 or not fields[0] or not (fields[1] == "" or _is_hex(fields[1], len(fields[1]))):
+                    raise KasaliasError(f"{path}:{lineno}: malformed index line")
+                build_ids[fields[0]] = fields[1]
+            else:
+                v = line.split("\t")
+                if len(v) != 7 or not all(v[:3]) or not (v[3].isascii() and v[3].isdigit() and len(v[3]) <= 18) \
+                        or int(v[3]) < 1 or not _is_hex(v[4], 16):
+                    raise KasaliasError(f"{path}:{lineno}: malformed index line")
+                entries.append(Entry(v[0], v[1], v[2], int(v[3]), int(v[4], 16), v[5], v[6]))
         if text is None:
             raise KasaliasError(f"{path}: no '# text:' line")
         return cls(build_ids, text, entries)
 
     def write(self, path: Path) -> None:
         write_atomic(path, self.render(), only_if_changed=True)
+
+
+def _is_hex(text: str, width: int) -> bool:
+    """``width`` lowercase hex digits (what render() writes), ASCII only."""
+    return len(text) == width and width > 0 and all(c in "0123456789abcdef" for c in text)
 
 
 def build_id(path: Path | str) -> str:
@@ -152,11 +173,10 @@ def parse_kallsyms(data: bytes, where: str) -> list[KallsymsLine]:
         f = raw.decode("utf-8", "surrogateescape").split()
         if len(f) not in (3, 4) or (len(f) == 4 and not (f[3].startswith("[") and f[3].endswith("]"))):
             raise KasaliasError(f"{where}:{lineno}: not an 'ADDRESS TYPE NAME [MODULE]' line")
-        try:
-            address = int(f[0], 16)
-        except ValueError:
-            raise KasaliasError(f"{where}:{lineno}: not an 'ADDRESS TYPE NAME [MODULE]' line") from None
-        out.append(KallsymsLine(address, f[1], f[2], f[3][1:-1] if len(f) == 4 else ""))
+        # ASCII hex of at most 64 bits: int(x, 16) would also take "0x", "_" and Unicode digits
+        if not 0 < len(f[0]) <= 16 or f[0].strip("0123456789abcdefABCDEF"):
+            raise KasaliasError(f"{where}:{lineno}: not an 'ADDRESS TYPE NAME [MODULE]' line")
+        out.append(KallsymsLine(int(f[0], 16), f[1], f[2], f[3][1:-1] if len(f) == 4 else ""))
     return out
 
 

@@ -653,12 +653,24 @@ class UnitCache:
         self.old: dict[str, dict[str, list[object] | None]] = {}
         self.new: dict[str, dict[str, list[object] | None]] = {}
         try:
-            data = json.loads(read_input(path))
-            if isinstance(data, dict) and data.get("build") == self.build and data.get("srctree") == self.srctree \
-                    and isinstance(data.get("units"), dict):
-                self.old = data["units"]
-        except (KasaliasError, ValueError):
-            pass  # no cache yet, or an unreadable one: start afresh
+            raw = read_input(path)
+        except KasaliasError:
+            return  # no cache yet (or not a file: check_output refuses to write one there)
+        # A cache only saves time: one of another shape is dropped with a warning and every
+        # unit scanned again (the outputs are the same), never a failed build. RecursionError:
+        # json refuses a 10^5-deep nesting that way, not with a ValueError.
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as e:
+            log.warning("%s: not an analysis cache (%s); every unit is scanned again", path, type(e).__name__)
+            return
+        if isinstance(data, dict) and (data.get("build") != self.build or data.get("srctree") != self.srctree):
+            return  # another kasalias's or another tree's: its results are not reused, silently
+        units = data.get("units") if isinstance(data, dict) else None
+        if not _cache_shape(units):
+            log.warning("%s: not an analysis cache of this kasalias' shape; every unit is scanned again", path)
+            return
+        self.old = units  # type: ignore[assignment]  # _cache_shape checked it
 
     def lookup(self, key: str, names: list[str]) -> list[tuple[str, int] | None] | None:
         entry = self.old.get(key)
@@ -683,6 +695,21 @@ class UnitCache:
             write_text_atomic(self.path, text + "\n", only_if_changed=True)
         except KasaliasError as e:
             log.warning("%s; the next analysis scans every unit", e)
+
+
+def _cache_shape(units: object) -> bool:
+    """Whether ``units`` is what UnitCache.save writes: {object: {name: [path, line] | null}}
+    (lookup() would fail on anything else: a number for a dict, a list of one item)."""
+    if not isinstance(units, dict):
+        return False
+    for names in units.values():
+        if not isinstance(names, dict):
+            return False
+        for v in names.values():
+            if v is not None and not (isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
+                                      and type(v[1]) is int and v[1] >= 0):
+                return False
+    return True
 
 
 def _text(b: bytes | None) -> str:

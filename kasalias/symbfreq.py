@@ -58,7 +58,7 @@ class SymbolFrequency:
         counts: Counter[str] = Counter()
         for lineno, line in enumerate(data.splitlines(), 1):
             name, sep, count = line.rpartition(b":")
-            if not sep or not name or not count.isdigit():
+            if not sep or not name or not _is_count(count):
                 raise KasaliasError(f"{path}:{lineno}: not a 'name:count' line")
             counts[name.decode("utf-8", "surrogateescape")] = int(count)
         return cls(counts)
@@ -85,6 +85,12 @@ def lookup(path: Path, names: Iterable[str]) -> SymbolFrequency:
         raise KasaliasError(f"{path}: cannot read: {e}") from None
 
 
+def _is_count(count: bytes) -> bool:
+    """ASCII digits (bytes.isdigit() takes no others), few enough for int(): it refuses more
+    than 4,300 digits with a ValueError."""
+    return count.isdigit() and len(count) <= 18
+
+
 def _search(data: mmap.mmap, size: int, key: bytes, path: Path) -> int:
     lo, hi = 0, size  # lo is always at the start of a line; the key's line starts in [lo, hi)
     while lo < hi:
@@ -94,7 +100,7 @@ def _search(data: mmap.mmap, size: int, key: bytes, path: Path) -> int:
         if end < 0:
             end = size
         name, sep, count = data[start:end].rpartition(b":")
-        if not sep or not name or not count.isdigit():
+        if not sep or not name or not _is_count(count):
             raise KasaliasError(f"{path}: byte {start}: not a 'name:count' line")
         if name == key:
             return int(count)
