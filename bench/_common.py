@@ -39,7 +39,7 @@ def kasalias_cmd() -> list[str]:
 
 def kasalias_step_cmd() -> list[str]:
     """How the generated build starts a per-module step (buildgen: no runpy)."""
-    from kasalias.cli import LAUNCHER
+    from kasalias.buildgen import LAUNCHER
 
     return [sys.executable, "-c", LAUNCHER]
 

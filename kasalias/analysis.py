@@ -17,9 +17,11 @@ from kasalias.aliastable import VMLINUX, AliasRow, AliasTable, SymbolKey, module
 from kasalias.aliastable import is_alias  # the reader's own test: what is written reads back
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import read_text_input
-from kasalias.kallsyms_rules import VmlinuxRules, module_keeps
+from kasalias.kallsyms_rules import VmlinuxRules
+from kasalias.loader_rules import module_keeps
 from kasalias.naming import Copy, assign
 from kasalias.policy import Policy
+from kasalias.series import order_stem
 from kasalias.srcloc import DwarfSource, PathMapper, SourceLoc, UnitCache
 from kasalias.symbfreq import SymbolFrequency, name_key
 from kasalias.symbols import ElfImage, Symbol, is_llvm_bitcode
@@ -107,8 +109,8 @@ def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
 
 
 def modules_from_order(order: Path, objtree: Path) -> list[Path]:
-    """The module files to analyse for Kbuild's modules.order (one path per line; 6.12 lists
-    X.o, 6.1 X.ko). At vmlinux link time only the module objects exist, so X.o is read.
+    """The module files to analyse for Kbuild's modules.order (one path per line: X.o, or X.ko
+    in 6.1; series.order_stem). At vmlinux link time only the module objects exist, so X.o is read.
     With LTO an X.o is LLVM bitcode: then its X.ko if it exists, else it is left out (its
     per-module step aliases it against modules.symbfreq, like a module built later)."""
     mods: list[Path] = []
@@ -125,7 +127,7 @@ def modules_from_order(order: Path, objtree: Path) -> list[Path]:
             raise KasaliasError(f"{order}:{lineno}: a control byte in {line!r}")
         if len(line.encode()) >= _PATH_MAX:
             raise KasaliasError(f"{order}:{lineno}: a path of {len(line.encode())} bytes (the limit is {_PATH_MAX})")
-        stem = line[:-3] if line.endswith(".ko") else line[:-2] if line.endswith(".o") else None
+        stem = order_stem(line)
         if not stem or stem.endswith("/"):  # the rule of buildgen.module_objects, and "/.o" names no module
             raise KasaliasError(f"{order}:{lineno}: {line!r} is not a module object (X.o or X.ko)")
         p = objtree / line

@@ -31,7 +31,12 @@ import jinja2
 
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import check_output, read_text_input, write_text_atomic
+from kasalias.series import order_stem
 
+# How the generated build starts the per-module step: 'python -m kasalias' would
+# import runpy (with importlib.util, contextlib, functools...), about a quarter
+# of a small module's step; 'python -c' imports nothing more than the command.
+LAUNCHER = "from kasalias.cli import step_main; step_main()"
 NINJA_TEMPLATE = "kasalias.ninja.j2"
 _NINJA_VAR = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 MAKE_TEMPLATE = "kasalias.mk.j2"
@@ -158,8 +163,6 @@ class GenConfig:
 
     def kasalias_step(self) -> list[str]:
         """The command of the per-module steps: started once per module, without runpy."""
-        from kasalias.cli import LAUNCHER
-
         return [*self._env(), self.python, "-c", LAUNCHER]
 
 
@@ -184,19 +187,18 @@ def dependency_files() -> list[Path]:
 
 
 def module_objects(cfg: GenConfig) -> list[str]:
-    """Module objects of modules.order (one path a line, as Kbuild writes it; a
-    pre-6.2 X.ko line stands for X.o)."""
+    """Module objects of modules.order (one path a line, as Kbuild writes it; the X.ko line
+    of 6.1 stands for X.o: series.order_stem)."""
     path = cfg.objtree / cfg.modules_order
     text = read_text_input(path)
     mods = []
     for lineno, line in enumerate(text.split("\n"), 1):  # as analysis reads it: \n alone ends a line
         if not line:
             continue
-        if line.endswith(".ko"):
-            line = line[:-3] + ".o"
-        if not line.endswith(".o"):
+        stem = order_stem(line)
+        if stem is None:
             raise KasaliasError(f"{path}:{lineno}: {line!r} is not a module object (X.o or X.ko)")
-        mods.append(line)
+        mods.append(stem + ".o")
     return mods
 
 

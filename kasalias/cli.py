@@ -25,10 +25,8 @@ if TYPE_CHECKING:
     from kasalias.srcloc import PathMapper
 
 
-# How the generated build starts the per-module step: 'python -m kasalias' would
-# import runpy (with importlib.util, contextlib, functools...), about a quarter
-# of a small module's step; 'python -c' imports nothing more than the command.
-LAUNCHER = "from kasalias.cli import step_main; step_main()"
+# The generated build starts the per-module step with 'python -c' and kasalias.buildgen.LAUNCHER
+# (step_main below), not 'python -m kasalias'; buildgen is not imported here (jinja2).
 
 
 def _log() -> logging.Logger:
@@ -57,17 +55,19 @@ def _paths_mapper(args: argparse.Namespace) -> PathMapper:
 
 
 def _rules(args: argparse.Namespace) -> VmlinuxRules:
-    from kasalias.kallsyms_rules import builtin_rules, rules_from_tree
+    from kasalias.kallsyms_rules import builtin_rules
+    from kasalias.kallsyms_tree import rules_from_tree
+    from kasalias.series import DEFAULT_SERIES, parse_series
 
     tree = args.rules_tree or args.srctree
     if tree is not None and (tree / "scripts" / "mksysmap").is_file():
         return rules_from_tree(tree)
     if args.kernel_version:
-        major, _, minor = args.kernel_version.partition(".")
-        if not (major.isdigit() and minor.split(".")[0].isdigit()):
+        version = parse_series(args.kernel_version, release=True)  # 6.12, or a release: 6.12.117
+        if version is None:
             raise KasaliasError(f"--kernel-version {args.kernel_version!r}: expected MAJOR.MINOR, e.g. 6.12")
-        return builtin_rules((int(major), int(minor.split(".")[0])))
-    return builtin_rules((6, 12))
+        return builtin_rules(version)
+    return builtin_rules(DEFAULT_SERIES)
 
 
 def _module_list(args: argparse.Namespace) -> list[Path]:
@@ -177,19 +177,46 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kernel(args: argparse.Namespace) -> tuple[Index, Kernel]:
+def _kernel(args: argparse.Namespace, patterns: list[str] | None = None) -> tuple[Index | None, Kernel]:
+    """The kernel (the running one, or a saved kallsyms with its build IDs) and the index that
+    names its copies: --index; None where its kallsyms lists the aliases itself (a kernel built
+    with KAS_ALIAS, read as it always was: no index, no network); else the index of its debug
+    info, fetched by build ID from debuginfod and cached (kasalias/debuginfod.py). ``patterns``:
+    the aliases asked for (None: every one), which tell the modules whose debug info it needs."""
     from kasalias.index import Index, Kernel
 
     if args.build_id is not None and args.kallsyms is None:
         raise KasaliasError("--build-id goes with --kallsyms (a saved copy of another system's kallsyms)")
-    modules = dict(m.split("=", 1) for m in args.module_build_id or ())
-    return Index.read(args.index), Kernel(args.kallsyms, args.build_id, modules)
+    modules: dict[str, str] = {}
+    for m in args.module_build_id or ():
+        name, eq, value = m.partition("=")
+        if not (name and eq and value):
+            raise KasaliasError(f"--module-build-id {m!r}: expected MODULE=HEX")
+        modules[name] = value.lower()  # as notes_build_id() and the index write them
+    build_id = args.build_id.lower() if args.build_id is not None else None
+    if args.index:
+        return Index.read(args.index), Kernel(args.kallsyms, build_id, modules)
+    kernel = Kernel(args.kallsyms, build_id, modules)
+    if any("@" in line.name for line in kernel.lines):
+        _log().info("%s lists aliases (a kernel built with 'make KAS_ALIAS=1'): they name the copies", kernel.where)
+        if args.build_id is not None or modules:
+            raise KasaliasError(f"--build-id and --module-build-id go with --index, or with a kallsyms that lists no "
+                                f"aliases; {kernel.where} lists them")
+        return None, kernel
+    from kasalias.debuginfod import index_for
+
+    _log().info("%s lists no aliases: the index of the kernel's debug info, by build ID", kernel.where)
+    return index_for(kernel, patterns), kernel
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
     from kasalias.index import entries_for
 
-    index, kernel = _kernel(args)
+    index, kernel = _kernel(args, args.alias)
+    if index is None:
+        raise KasaliasError(f"{kernel.where} lists the aliases itself (a kernel built with 'make KAS_ALIAS=1'): "
+                            "each alias's line there has its address and module, and 'kasalias probe' gives the "
+                            "probe of each tracer; --index FILE resolves an index's aliases instead")
     resolved = kernel.resolve(index, entries_for(index, args.alias))
     for r in resolved:
         e = r.entry
@@ -207,6 +234,9 @@ def cmd_kallsyms(args: argparse.Namespace) -> int:
     from kasalias.index import with_aliases
 
     index, kernel = _kernel(args)
+    if index is None:
+        raise KasaliasError(f"{kernel.where} lists the aliases itself (a kernel built with 'make KAS_ALIAS=1'): "
+                            "nothing to add; --index FILE adds an index's aliases instead")
     text = with_aliases(kernel, kernel.resolve(index, index.entries))
     if args.output:
         from kasalias.fsutil import check_output, write_text_atomic
@@ -219,15 +249,12 @@ def cmd_kallsyms(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from kasalias.index import Kernel
     from kasalias.probe import probes, targets, targets_from_index
 
-    if args.index:
-        found = targets_from_index(*_kernel(args), args.alias)
-    else:
-        if args.build_id is not None or args.module_build_id:
-            raise KasaliasError("--build-id and --module-build-id go with --index")
-        kernel = Kernel(args.kallsyms)
+    index, kernel = _kernel(args, args.alias)
+    if index is not None:  # --index, or a kernel without the aliases: by address
+        found = targets_from_index(index, kernel, args.alias)
+    else:  # the kernel lists the aliases
         found = targets(kernel.lines, args.alias, kernel.where)
     sys.stdout.write("".join(line + "\n" for line in probes(args.tool, found, args.ret, args.tracefs)))
     return 0
@@ -345,10 +372,14 @@ def cmd_repro_check(args: argparse.Namespace) -> int:
 
 
 def _series(text: str) -> tuple[int, int]:
-    major, dot, minor = text.partition(".")
-    if not (dot and major.isdigit() and minor.isdigit()):
+    import argparse  # the module's own name is for type checking only
+
+    from kasalias.series import parse_series
+
+    version = parse_series(text)
+    if version is None:
         raise argparse.ArgumentTypeError(f"not a series X.Y: {text!r}")
-    return int(major), int(minor)
+    return version
 
 
 def cmd_kbuild(args: argparse.Namespace) -> int:
@@ -366,14 +397,19 @@ def cmd_kbuild(args: argparse.Namespace) -> int:
 
 
 def _kernel_args(p: argparse.ArgumentParser, index_required: bool) -> None:
-    """The running kernel (or a saved copy) and, for a kernel built without aliases, the index."""
+    """The running kernel (or a saved copy) and, for a kernel built without aliases, the index.
+    No command requires --index any more (``index_required``, lookup's and kallsyms', only
+    words the help): without it the index is made from debug info fetched by build ID."""
     from pathlib import Path
 
-    p.add_argument("--index", type=Path, required=index_required,
-                   help="the file 'kasalias index' wrote" + ("" if index_required else
-                        ": for a kernel built without the aliases (a distribution's)"))
+    p.add_argument("--index", type=Path,
+                   help="the file 'kasalias index' wrote, for a kernel built without the aliases (a "
+                   "distribution's); default: the index of its debug info, fetched by build ID from the debuginfod "
+                   "servers of $DEBUGINFOD_URLS and cached ($DEBUGINFOD_CACHE_PATH, else ~/.cache/kasalias)" +
+                   ("" if index_required else "; a kernel built with the aliases needs none"))
     p.add_argument("--kallsyms", type=Path, help="a saved /proc/kallsyms (default: the running kernel's)")
-    p.add_argument("--build-id", help="with --kallsyms: the build ID of that kernel (/sys/kernel/notes)")
+    p.add_argument("--build-id", help="with --kallsyms: the build ID of that kernel (/sys/kernel/notes), which the "
+                   "index must be of, or whose debug info is fetched")
     p.add_argument("--module-build-id", action="append", metavar="MODULE=HEX",
                    help="with --kallsyms: a module's build ID (/sys/module/M/notes/.note.gnu.build-id)")
 
@@ -550,9 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the two build directories")
     p.set_defaults(func=cmd_repro_check)
 
-    from kasalias.kbuild import SERIES
+    from kasalias.series import known as known_series
 
-    known = ", ".join(f"{a}.{b}" for a, b in sorted(SERIES))
+    known = known_series()
     p = command("kbuild", help=f"install or remove the KAS_ALIAS=1 hooks in a kernel tree ({known})",
                        description="install: marked hook blocks in the tree's Kbuild files (and "
                        "scripts/Makefile.kasalias), so that 'make KAS_ALIAS=1' adds the aliases; a tree built "
@@ -568,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def step_main() -> NoReturn:
-    """main() for the per-module step (LAUNCHER), then an immediate exit.
+    """main() for the per-module step (kasalias.buildgen.LAUNCHER), then an immediate exit.
 
     The interpreter's orderly shutdown (freeing every object, module by module) costs
     about as much as objcopy's whole rewrite of a small module, once per module of a

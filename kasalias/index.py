@@ -16,6 +16,8 @@ order for vmlinux (kallsyms is sorted by address), in symbol-table order for a m
 
 from __future__ import annotations
 
+import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +155,55 @@ def make_index(analysis: Analysis, vmlinux: LoadedImage, modules: list[Path]) ->
                 entries.append(Entry(image, o.alias, o.symbol.name, sympos, o.symbol.value if image == VMLINUX else 0,
                                      f"{o.loc.decl_file}:{o.loc.decl_line}", o.loc.cu))
     return Index(build_ids, texts[0], entries)
+
+
+def kernel_version(vmlinux: Path) -> tuple[int, int] | None:
+    """MAJOR.MINOR of a vmlinux from its linux_banner ("Linux version 6.1.0-28-amd64 (...") in
+    .rodata: the kallsyms rules of that version. None where the file does not hold it."""
+    with ElfImage(vmlinux) as img:
+        sec = img.section_by_name(".rodata")
+        if sec is None:
+            return None
+        view = img.section_view(sec)  # empty for SHT_NOBITS (a debug file made by --only-keep-debug)
+        try:
+            m = _BANNER.search(view)
+            return (int(m.group(1)), int(m.group(2))) if m else None
+        finally:
+            view.release()  # before the image is closed
+
+
+_BANNER = re.compile(rb"Linux version (\d{1,3})\.(\d{1,3})[^\s\x00]*\s")
+
+
+def index_of_files(vmlinux: Path, modules: dict[str, Path]) -> tuple[Index, list[str]]:
+    """The index of a debug vmlinux and of module debug files by module name (the
+    analysis's problems with it): what ``kasalias index`` makes of the same files named
+    NAME.ko, for files that are named otherwise (debuginfod's are ``BUILD-ID/debuginfo``).
+    The kallsyms rules are those of the kernel's version (its linux_banner; 6.12's, the
+    default of ``kasalias index``, where it has none), the policy is the default one."""
+    import tempfile
+
+    from kasalias.analysis import analyze, load_images
+    from kasalias.kallsyms_rules import builtin_rules
+    from kasalias.policy import Policy
+    from kasalias.srcloc import PathMapper
+
+    rules = builtin_rules(kernel_version(vmlinux) or (6, 12))  # (6, 12): the default of kasalias index
+    # The analysis names a module by its file (aliastable.module_name): a link NAME.ko to each file
+    with tempfile.TemporaryDirectory(prefix="kasalias-index-") as tmp:
+        links = []
+        for name, path in sorted(modules.items()):
+            links.append(Path(tmp) / f"{name}.ko")
+            links[-1].symlink_to(os.path.abspath(path))
+        try:
+            images = load_images(vmlinux, links, rules)
+            result = analyze(images, PathMapper(), Policy(), collect=True)
+            return make_index(result, images[0], links), result.problems
+        except KasaliasError as e:  # name the file, not the link that is about to go
+            message = str(e)
+            for link, (name, path) in zip(links, sorted(modules.items())):
+                message = message.replace(str(link), f"{path} (module {name})")
+            raise KasaliasError(message) from None
 
 
 # ---------------------------------------------------------------------------

@@ -8,8 +8,8 @@ or ``KAS_ALIAS=first`` (before it: the alias is the name ftrace and backtraces u
 the analysis writes the placement into the alias table, which every later step
 reads): without it the hooked tree builds exactly what the unhooked tree builds
 (every command line is the same). Any other value is refused.
-Hook points, for Linux 6.1, 6.12, 7.2 and 7.3 (what differs between series is the
-``SERIES`` table; NOTES.md, "Kernel hooks"):
+Hook points, for Linux 6.1, 6.12, 7.2 and 7.3 (the anchor lines that differ between
+series are in the series registry, kasalias/series.py; NOTES.md, "Kernel hooks"):
 
 - scripts/link-vmlinux.sh: the analysis once, first thing, in the background
   beside the steps up to the first temporary link;
@@ -29,13 +29,13 @@ Hook points, for Linux 6.1, 6.12, 7.2 and 7.3 (what differs between series is th
 from __future__ import annotations
 
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import create_temp_beside, read_input
+from kasalias.series import SERIES, known, stand_in, tree_version
 
 BEGIN = "# >>> kasalias"
 END = "# <<< kasalias"
@@ -137,45 +137,15 @@ _HEADERS_BUILDDEB_LINE = "\t\tfind arch/$SRCARCH/include Module.symvers $(ls mod
     "2>/dev/null) include scripts -type f\n"
 
 
-@dataclass(frozen=True)
-class Series:
-    """What differs between kernel series at the hook points; everything else is common."""
-
-    modfinal_anchor: str  # the rule that makes every .ko (scripts/Makefile.modfinal)
-    modfinal_kos: str  # the .ko files it names
-    modinst_anchor: str  # the rule that installs a .ko (scripts/Makefile.modinst)
-    headers: Hook  # headers packages ship the analysis outputs
-
-    def modinst_replacement(self) -> str:
-        return self.modinst_anchor.replace("%.ko FORCE", "%.ko$(kasalias-suffix) FORCE") + "\n"
-
-
-_SERIES_6_12 = Series(
-    modfinal_anchor="__modfinal: $(modules:%.o=%.ko)",
-    modfinal_kos="$(modules:%.o=%.ko)",
-    modinst_anchor="$(dst)/%.ko: $(extmod_prefix)%.ko FORCE",
-    headers=Hook("scripts/package/install-extmod-build", "echo Module.symvers", "after", _HEADERS_EXTMOD_BUILD))
-# 7.x: make runs in the module's directory for M= builds; the install rule lost $(extmod_prefix).
-_SERIES_7 = Series(
-    modfinal_anchor=_SERIES_6_12.modfinal_anchor,
-    modfinal_kos=_SERIES_6_12.modfinal_kos,
-    modinst_anchor="$(dst)/%.ko: %.ko FORCE",
-    headers=_SERIES_6_12.headers)
-SERIES: dict[tuple[int, int], Series] = {
-    (6, 1): Series(
-        modfinal_anchor="__modfinal: $(modules)",
-        modfinal_kos="$(modules)",
-        modinst_anchor="$(dst)/%.ko: $(extmod_prefix)%.ko FORCE",
-        headers=Hook("scripts/package/builddeb", "find arch/$SRCARCH/include Module.symvers include scripts -type f",
-                     "before", _HEADERS_BUILDDEB, _HEADERS_BUILDDEB_LINE)),
-    (6, 12): _SERIES_6_12,
-    (7, 2): _SERIES_7,
-    (7, 3): _SERIES_7,
+# The headers package's blocks, by the script that lists its files (series.Series.headers_script).
+_PACKAGE_BLOCKS: dict[str, tuple[str, str, str | None]] = {
+    "scripts/package/builddeb": ("before", _HEADERS_BUILDDEB, _HEADERS_BUILDDEB_LINE),
+    "scripts/package/install-extmod-build": ("after", _HEADERS_EXTMOD_BUILD, None),
 }
 
 
-def _known() -> str:
-    return ", ".join(f"{a}.{b}" for a, b in sorted(SERIES))
+def _modinst_replacement(modinst_anchor: str) -> str:
+    return modinst_anchor.replace("%.ko FORCE", "%.ko$(kasalias-suffix) FORCE") + "\n"
 
 
 def hooks_for(version: tuple[int, int], as_series: tuple[int, int] | None = None) -> list[Hook]:
@@ -184,7 +154,8 @@ def hooks_for(version: tuple[int, int], as_series: tuple[int, int] | None = None
     if series is None:
         name = as_series or version
         raise KasaliasError(f"Linux {name[0]}.{name[1]} is not a series kasalias knows how to hook "
-                            f"(known: {_known()})")
+                            f"(known: {known()})")
+    where, headers_text, headers_line = _PACKAGE_BLOCKS[series.headers_script]
     return [
         Hook("scripts/link-vmlinux.sh", '${MAKE} -f "${srctree}/scripts/Makefile.build" obj=init '
              'init/version-timestamp.o', "before", _ANALYZE),
@@ -197,20 +168,19 @@ def hooks_for(version: tuple[int, int], as_series: tuple[int, int] | None = None
         Hook("Makefile", "MRPROPER_FILES += include/config include/generated          \\", "before", _CLEAN),
         Hook("scripts/Makefile.modfinal", series.modfinal_anchor, "before",
              _MODFINAL.format(kos=series.modfinal_kos)),
-        Hook("scripts/Makefile.modinst", series.modinst_anchor, "before", _MODINST, series.modinst_replacement()),
-        series.headers,
+        Hook("scripts/Makefile.modinst", series.modinst_anchor, "before", _MODINST,
+             _modinst_replacement(series.modinst_anchor)),
+        Hook(series.headers_script, series.headers_anchor, where, headers_text, headers_line),
     ]
 
 
 def kernel_version(ksrc: Path) -> tuple[int, int]:
-    if not (ksrc / "Makefile").exists():
-        raise KasaliasError(f"{ksrc}: not a kernel tree (no Makefile)")
-    text = _read(ksrc / "Makefile")
-    m1 = re.search(r"^VERSION = (\d+)$", text, re.M)
-    m2 = re.search(r"^PATCHLEVEL = (\d+)$", text, re.M)
-    if not (m1 and m2) or not (ksrc / "scripts" / "link-vmlinux.sh").is_file():
-        raise KasaliasError(f"{ksrc}: not a Linux kernel tree (no VERSION/PATCHLEVEL or scripts/link-vmlinux.sh)")
-    return int(m1.group(1)), int(m2.group(1))
+    """The series of the kernel tree ``ksrc`` (series.tree_version), which must have the
+    link script the hooks go into."""
+    version = tree_version(ksrc)
+    if not (ksrc / "scripts" / "link-vmlinux.sh").is_file():
+        raise KasaliasError(f"{ksrc}: not a Linux kernel tree (no scripts/link-vmlinux.sh)")
+    return version
 
 
 def _fold(line: str) -> str:
@@ -308,9 +278,9 @@ def plan(ksrc: Path, install: bool, as_series: tuple[int, int] | None = None) ->
 
 def _unknown_series(ksrc: Path, version: tuple[int, int]) -> str:
     """Why a tree of a series kasalias has not been taught is refused: where the hooks of
-    the nearest known series stop, or that they all find their places (--series)."""
-    nearest = max((v for v in SERIES if v <= version), default=min(SERIES))
-    msg = f"Linux {version[0]}.{version[1]} is not a series kasalias knows how to hook (known: {_known()})"
+    its stand-in (series.stand_in) stop, or that they all find their places (--series)."""
+    nearest = stand_in(version).version
+    msg = f"Linux {version[0]}.{version[1]} is not a series kasalias knows how to hook (known: {known()})"
     try:
         hooks = hooks_for(nearest)
         for name in sorted({h.file for h in hooks}):

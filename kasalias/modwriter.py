@@ -26,8 +26,9 @@ import struct
 from kasalias.aliastable import AliasTable, module_name
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import copy_file, create_temp_beside
-from kasalias.symbols import (ELF64_SHDR, ELF64_SYM, SHN_LORESERVE, SHN_XINDEX, SHT_NOBITS, STB_LOCAL, STB_WEAK, STT_FUNC,
-                              STT_OBJECT, ElfImage, Section, Symbol)
+from kasalias.symbols import (ELF64_SHDR, ELF64_SYM, SHN_LORESERVE, SHN_XINDEX, SHT_GROUP, SHT_LLVM_ADDRSIG, SHT_NOBITS,
+                              SHT_REL, SHT_RELA, SHT_SYMTAB_SHNDX, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT, ElfImage,
+                              Section, Symbol)
 
 # This module runs once per module in a build: only os and struct at start-up
 # (no logging, subprocess, tempfile, shutil, dataclasses: NOTES.md, "start-up").
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from kasalias.policy import Policy
     from kasalias.srcloc import PathMapper
 
-SHT_RELA, SHT_REL = 4, 9
 _REWRITTEN = {".symtab", ".strtab", ".shstrtab", ".symtab_shndx"}
 
 
@@ -148,9 +148,6 @@ def write_module(src: ElfImage, dst: StrPath, new: list[NewSymbol], objcopy: str
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
-
-
-SHT_GROUP, SHT_SYMTAB_SHNDX, SHT_LLVM_ADDRSIG = 17, 18, 0x6FFF4C03
 
 
 def add_symbols(img: ElfImage, new: list[NewSymbol], alias_first: bool = False) -> list[bytes | bytearray | memoryview]:

@@ -18,10 +18,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Hashable, Iterable
 
+from kasalias.series import KSYM_NAME_LEN  # scripts/kallsyms drops names this long or longer
 from kasalias.srcloc import SourceLoc
 from kasalias.symbfreq import name_key
 
-KSYM_NAME_LEN = 512  # scripts/kallsyms drops names this long or longer
 _NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kasalias.symbols import PREFIX_TWINS, Symbol
+from kasalias.series import PREFIX_TWINS, device_table_names
+from kasalias.symbols import Symbol
 
 # GCC numbers function-local statics "name.N"; these names come from macros or the compiler.
 _GENERATED_LOCALS = (
@@ -42,7 +43,7 @@ GENERATED = re.compile(
     r"|^__(?=.{6})(?:(?:start|stop|end)_|.*_(?:start|end)$)"
     r"|^__SCT__"  # static call trampolines: assembly from DEFINE_STATIC_CALL(), no DWARF definition
     r"|^C\.\d+(?:\.\d+)*$"  # GCC's constant pools of initializers (C.2.0)
-    r"|^__mod_\w+_device_table$|^__mod_device_table__"  # MODULE_DEVICE_TABLE() (6.x; 7.x names)
+    r"|" + device_table_names() +  # MODULE_DEVICE_TABLE()'s names in every known series
     r"|^_note_\d+$"  # ELF note labels from the ELFNOTE() macro
     r"|^_sub_[ID]_\d+_\d+$"  # GCC's constructor/destructor stubs
     r"|^\.L|^\$"  # assembler temporaries and mapping symbols

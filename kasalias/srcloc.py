@@ -32,12 +32,11 @@ from kasalias.dwarfscan import (F_LINE_STRP, F_STRP, F_STRX, F_STRX1, F_STRX2, F
                                 line_table_files, range_list, uint, uleb, units)
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import close_mapping, read_input, write_text_atomic
-from kasalias.symbols import PREFIX_TWINS, RENAMED_OBJECT_PREFIXES, ElfImage, Section, Symbol
+from kasalias.series import PREFIX_TWINS
+from kasalias.symbols import RENAMED_OBJECT_PREFIXES, SHF_COMPRESSED, SHT_RELA, ElfImage, Section, Symbol
 
 log = logging.getLogger(__name__)
 
-SHF_COMPRESSED = 0x800
-SHT_RELA = 4
 _DEBUG_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line", ".debug_line_str",
                    ".debug_aranges", ".debug_addr", ".debug_str_offsets", ".debug_ranges", ".debug_rnglists")
 _ENTRY_NOPS = (0, 8)  # bytes of patchable-function-entry NOPs before a function's DWARF range

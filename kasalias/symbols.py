@@ -56,20 +56,22 @@ else:
     for _i, _field in enumerate(("index", "name", "value", "size", "type", "bind", "shndx", "letter", "group")):
         setattr(_SymbolFields, _field, property(itemgetter(_i)))
 
+# kasalias' ELF constants: the other modules import them from here (the per-module step imports
+# this module anyway).
 STB_LOCAL, STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE = 0, 1, 2, 10
 STV_HIDDEN = 2
 STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE, STT_COMMON, STT_TLS = 0, 1, 2, 3, 4, 5, 6
 STT_GNU_IFUNC = 10
 SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
-SHT_NOBITS = 8
+SHF_COMPRESSED = 0x800
+SHT_RELA, SHT_NOTE, SHT_NOBITS, SHT_REL = 4, 7, 8, 9
+SHT_GROUP, SHT_SYMTAB_SHNDX, SHT_LLVM_ADDRSIG = 17, 18, 0x6FFF4C03
 ET_REL, ET_EXEC, ET_DYN = 1, 2, 3
+NT_GNU_BUILD_ID = 3
 MACHINES = {62: "x86_64", 183: "arm64"}  # e_machine: EM_X86_64, EM_AARCH64
 _MAX_ALIGN = 1 << 32  # far above any kernel section's (a page, 2 MiB for some data)
 _MAX_NOBITS = 1 << 40  # a .bss larger than this is a corrupted header, not a kernel
-# x86 call padding (__pfx_, 6.2+) and kCFI (__cfi_) put a twin before a function; objtool appends
-# the local twins after the last object's locals, outside their function's STT_FILE group.
-PREFIX_TWINS = ("__pfx_", "__cfi_")
 # arm64 links some objects with every symbol renamed (objcopy --prefix-symbols): the KVM
 # hypervisor (__kvm_nvhe_) and early boot code (__pi_, also riscv); their DWARF keeps the C name.
 RENAMED_OBJECT_PREFIXES = ("__kvm_nvhe_", "__pi_")

@@ -14,7 +14,8 @@ import pytest
 
 from elfread import elf_symbols, nm_symbols
 from kasalias import dwarfscan as ds
-from kasalias.kallsyms_rules import _combined_pattern, builtin_rules, bre_to_python
+from kasalias.bre import bre_to_python, combined_pattern
+from kasalias.kallsyms_rules import builtin_rules
 from kasalias.symbfreq import SymbolFrequency, name_key
 from kasalias.symbols import ElfImage
 
@@ -39,7 +40,7 @@ def plain_pattern(bres: tuple[str, ...]) -> re.Pattern[str]:
      r"_\(y\)", r"_[0-9]*$", r" ^", r" \?q", r"*a", r"\(x\)"),
 ])
 def test_combined_pattern_matches_the_same_lines(bres: tuple[str, ...]) -> None:
-    combined = re.compile(_combined_pattern(bres), re.ASCII)
+    combined = re.compile(combined_pattern(bres), re.ASCII)
     plain = plain_pattern(bres)
     lines = [f"{'0' * 16} {letter} {name}" for name in NAMES for letter in LETTERS]
     lines += ["", " ", "x", "0", "ab", "a", "b", "  ", " c", "_y", "_x", "^", " ^", "q", " q", "y"]

@@ -19,8 +19,8 @@ import pytest
 from conftest import Build, run_kasalias
 from elfread import nm_symbols
 from kasalias import buildgen, buildid
-from kasalias.buildgen import Edge, GenConfig, Graph, Rule, ninja_escape
-from kasalias.cli import LAUNCHER, main
+from kasalias.buildgen import LAUNCHER, Edge, GenConfig, Graph, Rule, ninja_escape
+from kasalias.cli import main
 from kasalias.errors import KasaliasError
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

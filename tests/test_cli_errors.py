@@ -158,7 +158,7 @@ def test_step_launcher_reports_and_exits(build5: Build, analysis5: Path, tmp_pat
     interpreter's shutdown): its exit status, error line and -v output all get out."""
     import sys
 
-    from kasalias.cli import LAUNCHER
+    from kasalias.buildgen import LAUNCHER
 
     def step(*args: object) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-c", LAUNCHER, *map(str, args)], capture_output=True, text=True)

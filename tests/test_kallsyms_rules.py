@@ -1,4 +1,5 @@
-"""Tests of kasalias.kallsyms_rules: which symbols kallsyms keeps (6.1 and 6.12).
+"""Tests of kasalias.kallsyms_rules, kallsyms_tree, bre and loader_rules: which symbols kallsyms
+keeps (6.1, 6.12, 7.2, 7.3).
 
 The tests marked ``realkernel`` use Debian's packages in the cache
 (``$KASALIAS_CACHE``, default /var/cache/kasalias): linux-source-6.1 and
@@ -18,25 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from kasalias.bre import bre_to_python
 from kasalias.errors import KasaliasError
-from kasalias.kallsyms_rules import (
-    SHF_ALLOC,
-    SHF_EXECINSTR,
-    SHF_WRITE,
-    SHN_ABS,
-    SHN_COMMON,
-    SHN_UNDEF,
-    SHN_XINDEX,
-    VmlinuxRules,
-    bre_to_python,
-    builtin_rules,
-    module_init_layout_section,
-    module_keeps,
-    module_lookup_ignores,
-    parse_nm_line,
-    rules_from_tree,
-    select_nm_lines,
-)
+from kasalias.kallsyms_rules import VmlinuxRules, builtin_rules, parse_nm_line, select_nm_lines
+from kasalias.kallsyms_tree import rules_from_tree
+from kasalias.loader_rules import module_init_layout_section, module_keeps, module_lookup_ignores
+from kasalias.symbols import SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHN_ABS, SHN_COMMON, SHN_UNDEF, SHN_XINDEX
 
 CACHE = Path(os.environ.get("KASALIAS_CACHE", "/var/cache/kasalias"))
 ROOT = Path(__file__).resolve().parent.parent

@@ -91,7 +91,8 @@ def test_link_command_changes_only_with_kas_alias(pristine: Path, tmp_path: Path
 
 def test_unknown_tree_is_refused_and_untouched(pristine: Path, tmp_path: Path) -> None:
     tree = copy_tree(pristine, tmp_path / "linux")
-    from kasalias.kbuild import SERIES, kernel_version
+    from kasalias.kbuild import kernel_version
+    from kasalias.series import SERIES
 
     anchor = SERIES[kernel_version(tree)].modinst_anchor
     text = (tree / "scripts/Makefile.modinst").read_text()

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, SAMPLE, run_kasalias
 from elfread import nm_symbols
 from kasalias import buildgen, reprocheck
-from kasalias.cli import LAUNCHER
+from kasalias.buildgen import LAUNCHER
 
 T0 = time.time()
 # The Kbuild-style lines of kasalias steps (other steps: CC, LD, GEN modules.order, ...)

@@ -41,7 +41,10 @@ TOOLS = ("kprobe", "kprobe-return", "kprobe-index", "bpftrace", "bpftrace-kretpr
          "ftrace-graph-function", "fprobe")
 # each suite's own bpftrace (tests/e2e/fetch-rootfs installs the suite's packages)
 BPFTRACE = {"bookworm": "v0.17", "trixie": "v0.23", "sid": "v0.2"}
-SUITES = [x for x in os.environ.get("KASALIAS_TRACER_SUITES", "trixie").split(",") if x]
+# CI boots Debian 13's (the current stable); tests/e2e/outside-ci the others
+CI_SUITES = ("trixie",)
+OUTSIDE_CI_SUITES = tuple(x for x in BPFTRACE if x not in CI_SUITES)
+SUITES = [x for x in os.environ.get("KASALIAS_TRACER_SUITES", ",".join(CI_SUITES)).split(",") if x]
 
 
 @dataclass
