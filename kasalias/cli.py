@@ -651,7 +651,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _setup_logging(args.verbose)  # else nothing logs: the module step warns only out of tree
         if args.command != "module":  # the per-module step does not hash kasalias' files (start-up)
             _check_build(args.command)
-        return int(args.func(args))
+        rc = int(args.func(args))
+        try:
+            sys.stdout.flush()  # a write the kernel refuses (a tracefs file) shows here, not at exit
+        except OSError as e:
+            raise KasaliasError(f"cannot write the output: {e.strerror}") from None
+        return rc
     except KasaliasError as e:
         sys.stderr.write(f"kasalias: error: {e}\n")
         return 1

@@ -42,6 +42,7 @@ from kasalias.index import VMLINUX, Index, KallsymsLine, Kernel
 
 TOOLS = ("kprobe", "bpftrace", "perf", "ftrace", "fprobe")
 TRACEFS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
+FPROBE_GROUP = "kasalias_fprobe"
 MAX_EVENT_NAME = 63  # the kernel's MAX_EVENT_NAME_LEN (64) less the terminating NUL
 _NOT_EVENT = re.compile(r"[^A-Za-z0-9_]")
 T = TypeVar("T")
@@ -130,7 +131,8 @@ def spec(tool: str, t: Target, ftrace_index: dict[tuple[int, str], int] | None =
         if not t.ftrace_name:
             raise KasaliasError(f"{t.alias}: fprobe takes the name ftrace gives an address, and this kernel gives "
                                 "it the original's (built without 'make KAS_ALIAS=first'): use --for kprobe")
-        return f"f:kasalias/{event} {t.alias}{'%return' if ret else ''}"
+        # its own group: an fprobe and a kprobe event of one name cannot both be in one group
+        return f"f:{FPROBE_GROUP}/{event} {t.alias}{'%return' if ret else ''}"
     if tool == "ftrace":
         assert not ret
         if t.ftrace_name:

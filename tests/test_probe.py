@@ -99,12 +99,12 @@ def test_alias_first_kernel_gets_the_alias_everywhere(tmp_path: Path) -> None:
     path.write_text(alias_first(KALLSYMS))
     for tool, want in (("bpftrace", [f'kprobe:"{V1}"', 'kprobe:"type_show@net_core_net_sysfs_c_116"']),
                        ("ftrace", [V1, "type_show@net_core_net_sysfs_c_116"]),
-                       ("fprobe", [f"f:kasalias/get_block_fs_minix_itree_common_c_152_fs_minix_itree_v1_c {V1}",
-                                   "f:kasalias/type_show_net_core_net_sysfs_c_116 type_show@net_core_net_sysfs_c_116"])):
+                       ("fprobe", [f"f:kasalias_fprobe/get_block_fs_minix_itree_common_c_152_fs_minix_itree_v1_c {V1}",
+                                   "f:kasalias_fprobe/type_show_net_core_net_sysfs_c_116 type_show@net_core_net_sysfs_c_116"])):
         proc = run_kasalias("probe", "--kallsyms", path, "--for", tool, V1, "type_show@net*")
         assert proc.stdout.splitlines() == want and proc.stderr == "", tool
     assert probe(path, "--for", "fprobe", "--return", V1) == [
-        f"f:kasalias/get_block_fs_minix_itree_common_c_152_fs_minix_itree_v1_c_ret {V1}%return"]
+        f"f:kasalias_fprobe/get_block_fs_minix_itree_common_c_152_fs_minix_itree_v1_c_ret {V1}%return"]
 
 
 @pytest.mark.parametrize("name, message", [
