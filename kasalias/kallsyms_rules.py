@@ -47,31 +47,19 @@ __all__ = [
 _DUMMY_ADDR = "0" * 16
 
 
-@dataclass(frozen=True)
-class VmlinuxRules:
+@dataclass(frozen=True, kw_only=True)
+class VmlinuxRules(Kallsyms):
     """The kallsyms selection rules of one kernel version.
 
     ``mksysmap`` holds the POSIX basic regular expressions of
     ``scripts/mksysmap`` as written there (sed addresses without the slashes,
     grep ``-e`` arguments without the quotes); an ``nm -n`` line matching any
-    of them is dropped.  The other fields mirror ``scripts/kallsyms.c``.
+    of them is dropped.  The other fields mirror ``scripts/kallsyms.c``: they are
+    :class:`kasalias.series.Kallsyms`' (each one's meaning there), plus the version and
+    where the rules came from.
     """
 
     version: tuple[int, int]
-    mksysmap: tuple[str, ...]
-    # scripts/kallsyms.c is_ignored_symbol(): name lists (6.1; empty from 6.4 on)
-    ignored_names: frozenset[str] = frozenset()
-    ignored_prefixes: tuple[str, ...] = ()
-    ignored_suffixes: tuple[str, ...] = ()
-    ignored_substrings: tuple[str, ...] = ()
-    # is_ignored_symbol(): letters always dropped
-    ignored_types: frozenset[str] = frozenset()
-    # is_ignored_symbol(): A/a dropped unless the name is one of these
-    absolute_kept: frozenset[str] = frozenset()
-    # symbol_valid() without --all-symbols: prefixes kept whatever the address
-    always_valid_prefixes: tuple[str, ...] = ()
-    # read_symbol(): names of this many bytes or more are dropped
-    ksym_name_len: int = KSYM_NAME_LEN
     # where the rules came from ("builtin 6.12" or a path); not compared
     origin: str = field(default="", compare=False)
     _drop: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
@@ -213,7 +201,7 @@ def builtin_rules(version: Version) -> VmlinuxRules:
     if rules is None:
         facts = {f.name: getattr(series.kallsyms, f.name) for f in fields(Kallsyms)}
         rules = _BUILT[series.version] = VmlinuxRules(version=series.version, origin=f"builtin {series.name}",
-                                                      **facts)
+                                                      **facts)  # the registry's record, with where it came from
     return rules
 
 

@@ -64,18 +64,23 @@ DEFAULT_SERIES: Version = (6, 12)
 
 @dataclass(frozen=True)
 class Kallsyms:
-    """scripts/mksysmap and scripts/kallsyms.c of one series: the fields of
-    :class:`kasalias.kallsyms_rules.VmlinuxRules` (see there for what each one means), as
-    :func:`kasalias.kallsyms_tree.rules_from_tree` reads them from a tree."""
+    """scripts/mksysmap and scripts/kallsyms.c of one series, as
+    :func:`kasalias.kallsyms_tree.rules_from_tree` reads them from a tree;
+    :class:`kasalias.kallsyms_rules.VmlinuxRules` is this with a version and an origin."""
 
     mksysmap: tuple[str, ...]  # POSIX BREs; an nm -n line matching one is dropped
+    # scripts/kallsyms.c is_ignored_symbol(): name lists (6.1; empty from 6.4 on)
     ignored_names: frozenset[str] = frozenset()
     ignored_prefixes: tuple[str, ...] = ()
     ignored_suffixes: tuple[str, ...] = ()
     ignored_substrings: tuple[str, ...] = ()
+    # is_ignored_symbol(): letters always dropped
     ignored_types: frozenset[str] = frozenset()
+    # is_ignored_symbol(): A/a dropped unless the name is one of these
     absolute_kept: frozenset[str] = frozenset()
+    # symbol_valid() without --all-symbols: prefixes kept whatever the address
     always_valid_prefixes: tuple[str, ...] = ()
+    # read_symbol(): names of this many bytes or more are dropped
     ksym_name_len: int = KSYM_NAME_LEN
 
 
