@@ -13,7 +13,7 @@ with ``KAS_ALIAS=1`` (tests/test_tracers.py shows each on a booted kernel, NOTES
   automatic one keeps the ``@``, which no event name may hold); ``MOD:`` for a module.
 - bpftrace: the alias in double quotes (``@`` starts a map name), where ftrace names the
   address by it; elsewhere bpftrace 0.24 and newer refuse a name ftrace does not list, so
-  the copy is given by address. A pattern is expanded here into one probe per alias
+  the copy is given by address (which 0.27 takes only with ``--unsafe``). A pattern is expanded here into one probe per alias
   (bpftrace's own wildcards see aliases only where ftrace does).
 - perf probe: every ``@`` escaped (``FUNC@SRC`` is perf's syntax for a source file) and an
   event name given (perf's own stops at ``@``); ``-m MOD`` for a module.
@@ -156,7 +156,8 @@ def probes(tool: str, found: list[Target], ret: bool = False, tracefs: Path | No
         log.warning("%s: ftrace names %s by %s: %s", unnamed[0].alias,
                  "these copies" if len(unnamed) > 1 else "this copy",
                  "the original name (a kernel built with KAS_ALIAS=1, or --index)",
-                 "bpftrace gets the address (0.24 and newer refuse a name ftrace does not list)"
+                 "bpftrace gets the address (0.24 and newer refuse a name ftrace does not list; 0.27 "
+                 "takes an address only with --unsafe)"
                  if tool == "bpftrace" else "set_ftrace_filter gets the copy's number")
     return [spec(tool, t, index, ret) for t in found]
 

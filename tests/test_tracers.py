@@ -242,7 +242,7 @@ def test_backtraces_name_the_copy(trace_guest: TraceGuest) -> None:
     address (a stack trace's frame, an event's %pS)."""
     stack = "\n".join(trace_guest.lines("E2E-TRADE-stack"))
     kobj = trace_guest.targets[4]
-    assert re.search(rf"=> {re.escape(kobj)}\+0x", stack), stack
+    assert re.search(rf"^ => {re.escape(kobj)}$", stack, re.M), stack  # ftrace's stack: %ps, no offset
     (event,) = trace_guest.lines("E2E-TRADE-event-line")
     assert f"({trace_guest.targets[0]}+0x0/" in event, event
     assert trace_guest.lines("E2E-TRADE-kallsyms") and trace_guest.lines("E2E-TRADE-btf")
@@ -254,7 +254,8 @@ def test_bpftrace_patterns_through_kasalias(trace_guest: TraceGuest) -> None:
     lines = "\n".join(trace_guest.lines("E2E-BPFTRACE-WILDCARD"))
     probes = [line.split()[0] for line in trace_guest.lines("E2E-SPEC-bpftrace-wildcard")]
     net = probes.index(f'kprobe:"{trace_guest.targets[0]}"')
-    assert len(probes) >= 2 and f"Attaching {len(probes)} probes" in lines, lines
+    # "Attaching 8 probes..." (0.17 to 0.23), "Attached 8 probes" (0.27)
+    assert len(probes) >= 2 and re.search(rf"^Attach(ing|ed) {len(probes)} probes", lines, re.M), lines
     assert re.search(rf"^@h{net}: 3$", lines, re.M), lines
 
 
