@@ -201,8 +201,9 @@ def check_aliases(lines: list[Line], alias_first: bool) -> None:
         if "@" in l.name:
             assert l.base in originals[(l.addr, l.module)], f"{l.name}: no original {l.base} at {l.addr:x}"
             first = first_at[(l.addr, l.module)].name
-            if alias_first:
-                assert first == l.name, f"{l.name} is not the first name at {l.addr:x}: {first} is"
+            if alias_first:  # an alias; not always this one: GCC's ICF folds functions of two
+                # duplicated names into one address (pagetable_pte_dtor, pagetable_pmd_dtor)
+                assert "@" in first, f"{l.name}: the original {first} is the first name at {l.addr:x}"
             else:
                 assert "@" not in first, f"{l.name} is the first name at {l.addr:x}"
 
