@@ -439,16 +439,20 @@ def _symtab_extends(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str, a
     other layout, such as objcopy's rebuilt string table."""
     sa, sb = a.symtab, b.symtab
     old, first_global = a.section_view(sa), sa.info
+    new_locals, new_globals = [n for n in new if n.local], [n for n in new if not n.local]
     original_names: dict[str, int] = {}  # alias-first: alias -> the original's st_name
     if alias_first:
-        if len(old) != sa.size or any(not 0 < n.index < len(old) // 24 or n.index * 24 + 24 > sb.size for n in new):
+        if len(old) != sa.size or any(not 0 < n.index < len(old) // 24 for n in new):
             return False
+        entries_b = b.section_data(sb)
         renamed = bytearray(old)
-        for n in new:  # the entry the alias took: its st_name from b, checked below
+        for n in new:  # the entry the alias took (a global's moved past the new locals): checked below
+            at = (n.index + (len(new_locals) if n.index >= first_global else 0)) * 24
+            if at + 24 > len(entries_b):
+                return False
             original_names[n.alias] = ELF64_SYM.unpack_from(old, n.index * 24)[0]
-            renamed[n.index * 24:n.index * 24 + 4] = b.section_data(sb)[n.index * 24:n.index * 24 + 4]
+            renamed[n.index * 24:n.index * 24 + 4] = entries_b[at:at + 4]
         old = memoryview(renamed)
-    new_locals, new_globals = [n for n in new if n.local], [n for n in new if not n.local]
     split, end = first_global * 24, len(old) + 24 * len(new_locals)
     if len({n.alias for n in new}) != len(new):
         raise KasaliasError(f"{tool} output for {a.path}: an alias twice")
