@@ -33,6 +33,10 @@ from kasalias.errors import KasaliasError
 from kasalias.fsutil import check_output, read_text_input, write_text_atomic
 from kasalias.series import order_stem
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
 # How the generated build starts the per-module step: 'python -m kasalias' would
 # import runpy (with importlib.util, contextlib, functools...), about a quarter
 # of a small module's step; 'python -c' imports nothing more than the command.
@@ -114,7 +118,22 @@ class Graph:
 
     rules: dict[str, Rule] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)  # file-level: name = one shell word
     _producers: dict[str, Edge] = field(default_factory=dict)
+
+    def variable(self, name: str, value: str) -> None:
+        if name in self.variables:
+            raise KasaliasError(f"ninja variable {name} defined twice")
+        self.variables[name] = value
+
+    def quoted_variables(self) -> list[tuple[str, str]]:
+        """The variables, sorted, each value quoted for the shell (commands use them as words)
+        and then for ninja."""
+        return [(k, ninja_escape(shlex.quote(v), path=False)) for k, v in sorted(self.variables.items())]
+
+    def defaults(self) -> list[str]:
+        """What a plain ``ninja`` builds: every output but the generator's (quoted paths)."""
+        return [ninja_escape(o) for e in self.edges if not self.rules[e.rule].generator for o in e.outputs]
 
     def rule(self, rule: Rule) -> None:
         if rule.name in self.rules:
@@ -152,6 +171,39 @@ class GenConfig:
     symbfreq: str | None = None  # modules built out of tree: alias against these statistics
     module_srctree: str | None = None  # ... with paths relative to this directory
     build: str = ""  # kasalias' build id: in every command, so that another kasalias remakes all
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, build: str) -> GenConfig:
+        """The configuration of a parsed ``kasalias gen`` command line."""
+        return cls(objtree=args.objtree.resolve(), srctree=args.srctree.resolve(), modules_order=args.modules_order,
+                   vmlinux=args.vmlinux, ninja_file=args.ninja_file, make_file=args.make_file,
+                   python=args.python, objcopy=args.objcopy, nm=args.nm, syms=args.syms,
+                   extra=tuple(args.analyze_option or ()), analysis=not args.no_analysis,
+                   aliases=args.aliases, symbfreq=args.symbfreq, module_srctree=args.module_srctree,
+                   build=build)
+
+    def argv(self) -> list[str]:
+        """The ``kasalias gen`` command line that gives this configuration again (from_args of its
+        parse), run from objtree, where ninja runs the generator edge: its objtree is '.'."""
+        argv = ["gen", "--objtree", ".", "--srctree", str(self.srctree), "--modules-order", self.modules_order,
+                "--vmlinux", self.vmlinux, "--ninja-file", self.ninja_file, "--python", self.python, "--nm", self.nm]
+        if self.objcopy:
+            argv += ["--objcopy", self.objcopy]
+        if self.make_file:
+            argv += ["--make-file", self.make_file]
+        if self.syms:
+            argv += ["--syms", self.syms]
+        # one word: an analyze option begins with '-', which argparse would take for an option of gen
+        argv += [f"--analyze-option={opt}" for opt in self.extra]
+        if not self.analysis:
+            argv.append("--no-analysis")
+        if self.aliases != "modules.symalias":
+            argv += ["--aliases", self.aliases]
+        if self.symbfreq:
+            argv += ["--symbfreq", self.symbfreq]
+        if self.module_srctree:
+            argv += ["--module-srctree", self.module_srctree]
+        return argv
 
     def _env(self) -> list[str]:
         from kasalias.buildid import ENV
@@ -202,10 +254,15 @@ def module_objects(cfg: GenConfig) -> list[str]:
     return mods
 
 
-def build_graph(cfg: GenConfig, argv: list[str]) -> Graph:
+def build_graph(cfg: GenConfig) -> Graph:
     g = Graph()
+    for name, value in (("vmlinux", cfg.vmlinux), ("order", cfg.modules_order), ("objtree", "."),
+                        ("srctree", str(cfg.srctree)), ("outdir", "."), ("aliases", cfg.aliases),
+                        ("image", "vmlinux"), ("objcopy", cfg.objcopy)):
+        if value is not None:
+            g.variable(name, value)
     k = cfg.kasalias()
-    g.rule(Rule("kasalias_gen", "GEN", cfg.ninja_file, shell_command(k + argv), restat=True, generator=True))
+    g.rule(Rule("kasalias_gen", "GEN", cfg.ninja_file, shell_command(k + cfg.argv()), restat=True, generator=True))
     g.rule(Rule("kasalias_analyze", "KASALIAS", "modules.symalias", shell_command(
         k + ["analyze", "--vmlinux", "$vmlinux", "--modules-order", "$order", "--objtree", "$objtree",
              "--srctree", "$srctree", "-o", "$outdir", *cfg.extra]), restat=True))
@@ -248,26 +305,21 @@ def _check_distinct(cfg: GenConfig) -> None:
                             f"({ninja}): give two names")
 
 
-def render(cfg: GenConfig, argv: list[str]) -> dict[str, str]:
+def render(cfg: GenConfig) -> dict[str, str]:
     """The files to write, by path relative to objtree."""
     for p in (str(cfg.objtree), str(cfg.srctree)):
         if any(c.isspace() for c in p):
             raise KasaliasError(f"{p!r}: Kbuild does not support white space in build paths")
     _check_distinct(cfg)
-    graph = build_graph(cfg, argv)
+    graph = build_graph(cfg)
     env = template_env()
-    variables = {"vmlinux": cfg.vmlinux, "order": cfg.modules_order, "objtree": ".",
-                 "srctree": str(cfg.srctree), "outdir": ".", "aliases": cfg.aliases,
-                 "image": "vmlinux"}
-    if cfg.objcopy:
-        variables["objcopy"] = cfg.objcopy
     ctx = {
         "template": NINJA_TEMPLATE,
         "builddir": ninja_escape(posixpath.join(posixpath.dirname(cfg.ninja_file), ".kasalias"), path=False),
-        "variables": [(k, ninja_escape(shlex.quote(v), path=False)) for k, v in sorted(variables.items())],
+        "variables": graph.quoted_variables(),
         "rules": list(graph.rules.values()),
         "edges": [e.quoted() | {"rule": e.rule} for e in graph.edges],
-        "defaults": [ninja_escape(o) for e in graph.edges if e.rule != "kasalias_gen" for o in e.outputs],
+        "defaults": graph.defaults(),
     }
     out = {cfg.ninja_file: env.get_template(NINJA_TEMPLATE).render(ctx)}
     if cfg.make_file:
@@ -288,10 +340,10 @@ def ninja_binary() -> str:
     return str(path)
 
 
-def generate(cfg: GenConfig, argv: list[str]) -> list[str]:
+def generate(cfg: GenConfig) -> list[str]:
     """Write the fragments (atomically, only when their text changes); return what changed."""
     changed = []
-    files = render(cfg, argv)
+    files = render(cfg)
     for rel in files:
         check_output(cfg.objtree / rel, cfg.objtree / cfg.modules_order, cfg.objtree / cfg.vmlinux)
     for rel, text in files.items():

@@ -333,34 +333,8 @@ def cmd_gen(args: argparse.Namespace) -> int:
     from kasalias import buildid
     from kasalias.buildgen import GenConfig, generate
 
-    objtree = args.objtree.resolve()
-    cfg = GenConfig(objtree=objtree, srctree=args.srctree.resolve(), modules_order=args.modules_order,
-                    vmlinux=args.vmlinux, ninja_file=args.ninja_file, make_file=args.make_file,
-                    python=args.python, objcopy=args.objcopy, nm=args.nm, syms=args.syms,
-                    extra=tuple(args.analyze_option or ()), analysis=not args.no_analysis,
-                    aliases=args.aliases, symbfreq=args.symbfreq, module_srctree=args.module_srctree,
-                    build=buildid.build_id())
-    # The generator edge re-runs this command from objtree, where ninja runs.
-    argv = ["gen", "--objtree", ".", "--srctree", str(cfg.srctree), "--modules-order", cfg.modules_order,
-            "--vmlinux", cfg.vmlinux, "--ninja-file", cfg.ninja_file, "--python", cfg.python,
-            "--nm", cfg.nm]
-    if cfg.objcopy:
-        argv += ["--objcopy", cfg.objcopy]
-    if cfg.make_file:
-        argv += ["--make-file", cfg.make_file]
-    if cfg.syms:
-        argv += ["--syms", cfg.syms]
-    for opt in cfg.extra:
-        argv += [f"--analyze-option={opt}"]
-    if not cfg.analysis:
-        argv += ["--no-analysis"]
-    if cfg.aliases != "modules.symalias":
-        argv += ["--aliases", cfg.aliases]
-    if cfg.symbfreq:
-        argv += ["--symbfreq", cfg.symbfreq]
-    if cfg.module_srctree:
-        argv += ["--module-srctree", cfg.module_srctree]
-    for rel in generate(cfg, argv):
+    cfg = GenConfig.from_args(args, buildid.build_id())
+    for rel in generate(cfg):
         _log().info("wrote %s", rel)
     return 0
 

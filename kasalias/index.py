@@ -179,16 +179,17 @@ def index_of_files(vmlinux: Path, modules: dict[str, Path]) -> tuple[Index, list
     """The index of a debug vmlinux and of module debug files by module name (the
     analysis's problems with it): what ``kasalias index`` makes of the same files named
     NAME.ko, for files that are named otherwise (debuginfod's are ``BUILD-ID/debuginfo``).
-    The kallsyms rules are those of the kernel's version (its linux_banner; 6.12's, the
-    default of ``kasalias index``, where it has none), the policy is the default one."""
+    The kallsyms rules are those of the kernel's version (its linux_banner; where it has none,
+    those of series.DEFAULT_SERIES, as ``kasalias index``), the policy is the default one."""
     import tempfile
 
     from kasalias.analysis import analyze, load_images
     from kasalias.kallsyms_rules import builtin_rules
     from kasalias.policy import Policy
+    from kasalias.series import DEFAULT_SERIES
     from kasalias.srcloc import PathMapper
 
-    rules = builtin_rules(kernel_version(vmlinux) or (6, 12))  # (6, 12): the default of kasalias index
+    rules = builtin_rules(kernel_version(vmlinux) or DEFAULT_SERIES)
     # The analysis names a module by its file (aliastable.module_name): a link NAME.ko to each file
     with tempfile.TemporaryDirectory(prefix="kasalias-index-") as tmp:
         links = []

@@ -8,7 +8,7 @@ some of them (:func:`module_lookup_ignores`). What differs between series is in
 
 from __future__ import annotations
 
-from kasalias.series import Version, loader_unallocated, stand_in
+from kasalias.series import DEFAULT_SERIES, Version, loader_unallocated, stand_in
 from kasalias.symbols import SHF_ALLOC, SHF_EXECINSTR, SHN_UNDEF
 
 __all__ = ["module_init_layout_section", "module_keeps", "module_lookup_ignores"]
@@ -105,7 +105,7 @@ def module_keeps(
     return True
 
 
-def module_lookup_ignores(name: str, version: Version = (6, 12)) -> bool:
+def module_lookup_ignores(name: str, version: Version = DEFAULT_SERIES) -> bool:
     """True for names that address lookups in modules skip (they still are listed).
 
     kernel/module/kallsyms.c ``find_kallsyms_symbol()`` (backtraces, %pS) skips empty names

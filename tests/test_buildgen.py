@@ -121,16 +121,16 @@ def test_written_only_when_changed(objtree: Path) -> None:
     cfg = GenConfig(objtree=objtree, srctree=Path(SRCTREE), modules_order="modules.order", vmlinux="vmlinux.o",
                     ninja_file="kasalias.ninja", make_file="kasalias.mk", python="python3", objcopy="objcopy",
                     nm="nm")
-    assert buildgen.generate(cfg, ["gen"]) == ["kasalias.ninja", "kasalias.mk"]
+    assert buildgen.generate(cfg) == ["kasalias.ninja", "kasalias.mk"]
     before = {p.name: p.stat().st_mtime_ns for p in objtree.iterdir()}
     os.utime(objtree / "modules.order")
-    assert buildgen.generate(cfg, ["gen"]) == []
+    assert buildgen.generate(cfg) == []
     assert {p.name: p.stat().st_mtime_ns for p in objtree.iterdir() if p.name != "modules.order"} == \
         {k: v for k, v in before.items() if k != "modules.order"}
     # A new module changes the graph, not the Make fragment (it does not list modules).
     with (objtree / "modules.order").open("a") as f:
         f.write("hello/hello.o\n")
-    assert buildgen.generate(cfg, ["gen"]) == ["kasalias.ninja"]
+    assert buildgen.generate(cfg) == ["kasalias.ninja"]
     assert "build hello/hello.ko.aliased: kasalias_module hello/hello.ko" in (objtree / "kasalias.ninja").read_text()
     assert sorted(p.name for p in objtree.iterdir()) == ["kasalias.mk", "kasalias.ninja", "modules.order"]
 
@@ -213,3 +213,23 @@ def test_make_file_same_as_ninja_file_refused(ninja: str, make: str, objtree: Pa
     run_kasalias("gen", "--objtree", objtree, "--srctree", SRCTREE, "--ninja-file", ninja, "--make-file", "k.mk")
     assert "\nninja_required_version = " in (objtree / ninja).read_text()
     assert f"\nKASALIAS_NINJA := {ninja}\n" in (objtree / "k.mk").read_text()
+
+
+@pytest.mark.parametrize("extra", [
+    (),
+    ("--objcopy", "/usr/bin/x86_64-linux-gnu-objcopy", "--no-analysis", "--aliases", "../k/modules.symalias",
+     "--symbfreq", "../k/modules.symbfreq", "--module-srctree", "/src/ext", "--modules-order", "ext/modules.order",
+     "--vmlinux", "vmlinux", "--ninja-file", "ext/kasalias.ninja", "--nm", "llvm-nm"),
+    ("--analyze-option=--alias-first", "--analyze-option=--data", "--analyze-option=--kernel-version=7.3"),
+])
+def test_gen_argv_round_trip(extra: tuple[str, ...], objtree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GenConfig.argv() is the command line the generator edge runs again: parsed by kasalias'
+    own parser (from objtree, where ninja runs it), it gives the same configuration."""
+    from kasalias.cli import build_parser
+
+    cfg = GenConfig.from_args(build_parser().parse_args(gen_args(objtree, *extra)), "b1")
+    monkeypatch.chdir(objtree)
+    again = GenConfig.from_args(build_parser().parse_args(cfg.argv()), "b1")
+    assert again == cfg
+    assert again.argv() == cfg.argv()
+    assert cfg.argv()[:3] == ["gen", "--objtree", "."]
