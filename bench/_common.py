@@ -37,13 +37,6 @@ def kasalias_cmd() -> list[str]:
     return [sys.executable, "-m", "kasalias"]
 
 
-def kasalias_step_cmd() -> list[str]:
-    """How the generated build starts a per-module step (buildgen: no runpy)."""
-    from kasalias.buildgen import LAUNCHER
-
-    return [sys.executable, "-c", LAUNCHER]
-
-
 def fetch_debian_dbg() -> tuple[Path, Path]:
     """(vmlinux, modules dir) from tools/fetch-debian-dbg (which may download on first use)."""
     out = subprocess.run([str(ROOT / "tools" / "fetch-debian-dbg")], check=True, capture_output=True,

@@ -176,17 +176,10 @@ class AliasTable:
     def aliases(self) -> frozenset[str]:
         """Every alias of the table (also of images left out by read(only_image=...))."""
         if self._data is None and self._path:
-            self._data = read_input(self._path)
+            return read_aliases(self._path)
         if self._data is None:
             return frozenset(r.alias for r in self.rows)
-        out = set()
-        for lineno, line in _lines(self._data, self._path):
-            if not line.startswith(b"#"):
-                v = line.split(b"\t")
-                if len(v) != 8:
-                    raise KasaliasError(f"{self._path}:{lineno}: malformed alias table row")
-                out.add(_field(v[5], self._path, lineno))
-        return frozenset(out)
+        return _aliases_of(self._data, self._path)
 
     def render(self) -> bytes:
         blocks: dict[str, list[bytes]] = {i: [] for i in self.images}
@@ -236,6 +229,40 @@ class AliasTable:
                 raise KasaliasError(f"{path}:{lineno}: malformed alias table row")
             rows.append(AliasRow(v[0], v[1], int(v[2]), v[3], int(v[4]), v[5], v[6], v[7]))
         return cls(rows, images, path, data or None, placement)
+
+
+def read_aliases(path: StrPath) -> frozenset[str]:
+    """Every alias of the table in ``path``: the names a module built out of tree must not take."""
+    path = os.fspath(path)
+    data = read_input(path)
+    _check_header(data, path)
+    return _aliases_of(data, path)
+
+
+def _aliases_of(data: bytes, path: str) -> frozenset[str]:
+    """The alias column of every row, checked as a whole (a distribution's table has some
+    40,000 rows: a module step reads them once per group, not a field at a time)."""
+    column = []
+    for line in data.split(b"\n")[2:]:
+        if line and not line.startswith(b"#"):
+            v = line.split(b"\t")
+            if len(v) != 8:
+                break  # the line is found and reported below
+            column.append(v[5])
+    else:
+        try:
+            names = b"\n".join(column).decode("utf-8").split("\n")
+            if "".join(names).isprintable():
+                return frozenset(names)
+        except UnicodeDecodeError:
+            pass
+    for lineno, line in _lines(data, path):  # something is wrong: say which line
+        if not line.startswith(b"#"):
+            v = line.split(b"\t")
+            if len(v) != 8:
+                raise KasaliasError(f"{path}:{lineno}: malformed alias table row")
+            _field(v[5], path, lineno)
+    raise AssertionError("unreachable: a bad row was found above")
 
 
 def _is_number(field: str | bytes) -> bool:

@@ -2,42 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
+import signal
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
 from kasalias.errors import KasaliasError
 
-# Start-up is kept small: 'kasalias module' runs once per module of a build, and
-# argparse, logging, pathlib and typing (with the re they import) cost more
-# than objcopy's rewrite of a small module (NOTES.md, "start-up"). The commands
-# import what they need when they run; a plain 'module' command line is parsed
-# without argparse (see _module_fast_args).
-TYPE_CHECKING = False  # mypy treats this name as typing.TYPE_CHECKING
+# The commands import what only they need (pyelftools, jinja2, the DWARF reader) when they run.
 if TYPE_CHECKING:
-    import argparse
-    import logging
-    from pathlib import Path
-    from typing import NoReturn, Sequence
-
     from kasalias.index import Index, Kernel
     from kasalias.kallsyms_rules import VmlinuxRules
     from kasalias.policy import Policy
     from kasalias.srcloc import PathMapper
 
 
-# The generated build starts the per-module step with 'python -c' and kasalias.buildgen.LAUNCHER
-# (step_main below), not 'python -m kasalias'; buildgen is not imported here (jinja2).
-
-
 def _log() -> logging.Logger:
-    import logging
-
     return logging.getLogger("kasalias")
 
 
 def _setup_logging(verbose: int) -> None:
-    import logging
-
     class Formatter(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
             return f"kasalias: {record.levelname.lower()}: {record.getMessage()}"
@@ -261,72 +248,29 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_module(args: argparse.Namespace) -> int:
-    from kasalias.aliastable import ALIAS_FIRST, AliasTable, module_name
     from kasalias.fsutil import check_output
-    from kasalias.modwriter import aliases_for_module, write_module
-    from kasalias.symbols import ElfImage
+    from kasalias.modwriter import ModuleStep
 
-    check_output(args.output, args.input, args.aliases, args.symbfreq)
-    table = AliasTable.read(args.aliases, only_image=module_name(args.input))
+    if args.suffix is None:
+        if len(args.files) != 2:
+            raise KasaliasError("module: expected INPUT OUTPUT, or --suffix SUFFIX and any number of inputs")
+        pairs = [(args.files[0], args.files[1])]
+    else:
+        if not args.suffix or "/" in args.suffix:
+            raise KasaliasError(f"--suffix {args.suffix!r}: expected the end of a file name, e.g. .aliased")
+        pairs = [(f, f + args.suffix) for f in args.files]
+        for _src, dst in pairs:  # no output may be another module's input: it is written by rename
+            check_output(dst, *args.files)
     out_of_tree = args.symbfreq is not None  # aliased against the shipped frequencies
-    with ElfImage(args.input) as img:
-        new = aliases_for_module(img, table, args.symbfreq, _paths_mapper(args) if out_of_tree else None,
-                                 _policy(args) if out_of_tree else None)
-        write_module(img, args.output, new, args.objcopy, table.placement == ALIAS_FIRST)
-    if args.verbose:
-        _log().info("%s: %d aliases", args.output, len(new))
+    step = ModuleStep(args.aliases, args.symbfreq, _paths_mapper(args) if out_of_tree else None,
+                      _policy(args) if out_of_tree else None, args.objcopy)
+    echo = bool(os.environ.get("KASALIAS_ECHO"))  # the Kbuild-style line of each module (buildgen)
+    for src, dst in pairs:
+        if echo:
+            sys.stdout.write(f"  {'KASALIAS':<7} {dst}\n")
+        n = step.run(src, dst)
+        _log().info("%s: %d aliases", dst, n)
     return 0
-
-
-class _Args:
-    """The attributes argparse would give, set by _module_fast_args (types.SimpleNamespace
-    would cost an import)."""
-
-    def __init__(self, **values: object) -> None:
-        self.__dict__.update(values)
-
-
-# The options of 'kasalias module' that _module_fast_args takes (each with one value).
-_MODULE_FAST_OPTIONS = {"--aliases": "aliases", "--objcopy": "objcopy"}
-
-
-def _module_fast_args(argv: list[str]) -> argparse.Namespace | None:
-    """The arguments of a plain in-tree 'kasalias [-v] module --aliases T [--objcopy O] IN OUT'
-    (what the generated build runs per module), parsed without importing argparse; None for
-    anything else (help, errors, out-of-tree options), which argparse then parses. It accepts
-    only command lines that argparse reads the same way (tests/test_cli_errors.py)."""
-    verbose = 0
-    i = 0
-    while i < len(argv) and argv[i] in ("-v", "-vv", "--verbose"):
-        verbose += 2 if argv[i] == "-vv" else 1
-        i += 1
-    if argv[i:i + 1] != ["module"]:
-        return None
-    values: dict[str, str | None] = {"objcopy": None}
-    positional: list[str] = []
-    rest = argv[i + 1:]
-    j = 0
-    while j < len(rest):
-        arg = rest[j]
-        opt, eq, value = arg.partition("=")
-        if opt in _MODULE_FAST_OPTIONS:  # repeated: the last one counts, as with argparse
-            if not eq:
-                j += 1
-                if j == len(rest) or rest[j].startswith("-"):
-                    return None
-                value = rest[j]
-            values[_MODULE_FAST_OPTIONS[opt]] = value
-        elif arg.startswith("-") or len(positional) == 2:
-            return None
-        else:
-            positional.append(arg)
-        j += 1
-    if "aliases" not in values or len(positional) != 2:
-        return None
-    # Every attribute the module subparser would set.
-    return _Args(command="module", func=cmd_module, verbose=verbose, symbfreq=None, srctree=None,
-                 objtree=None, data=False, no_text=False, input=positional[0], output=positional[1],
-                 **values)  # type: ignore[return-value]  # the attributes argparse would give
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
@@ -346,8 +290,6 @@ def cmd_repro_check(args: argparse.Namespace) -> int:
 
 
 def _series(text: str) -> tuple[int, int]:
-    import argparse  # the module's own name is for type checking only
-
     from kasalias.series import parse_series
 
     version = parse_series(text)
@@ -374,8 +316,6 @@ def _kernel_args(p: argparse.ArgumentParser, index_required: bool) -> None:
     """The running kernel (or a saved copy) and, for a kernel built without aliases, the index.
     No command requires --index any more (``index_required``, lookup's and kallsyms', only
     words the help): without it the index is made from debug info fetched by build ID."""
-    from pathlib import Path
-
     p.add_argument("--index", type=Path,
                    help="the file 'kasalias index' wrote, for a kernel built without the aliases (a "
                    "distribution's); default: the index of its debug info, fetched by build ID from the debuginfod "
@@ -389,8 +329,6 @@ def _kernel_args(p: argparse.ArgumentParser, index_required: bool) -> None:
 
 
 def _common_tree_args(p: argparse.ArgumentParser) -> None:
-    from pathlib import Path
-
     p.add_argument("--srctree", type=Path, help="the kernel source tree (paths in aliases are relative to it)")
     p.add_argument("--objtree", type=Path, help="the build directory (O=), where modules.order paths start")
     p.add_argument("--rules-tree", type=Path,
@@ -403,10 +341,6 @@ def _common_tree_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import argparse
-    from pathlib import Path
-    from typing import Any
-
     class _BuildId(argparse.Action):
         def __init__(self, option_strings: list[str], dest: str, **kw: object) -> None:
             super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)  # type: ignore[arg-type]
@@ -530,8 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objtree", help="build directory")
     p.add_argument("--data", action="store_true", help="alias duplicated data symbols too (out of tree)")
     p.add_argument("--no-text", action="store_true", help="do not alias text symbols (out of tree)")
-    p.add_argument("input", help="the module (not modified)")
-    p.add_argument("output", help="the new file, usually X.ko.aliased")
+    p.add_argument("--suffix", help="write INPUT+SUFFIX (e.g. .aliased) for each INPUT: the build's step "
+                   "over a group of modules")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="INPUT OUTPUT: the module (not modified) and the new file, usually X.ko.aliased; "
+                   "with --suffix, any number of modules")
     p.set_defaults(func=cmd_module)
     p = command("gen", help="render the ninja file and Make fragment of the per-module steps")
     p.add_argument("--objtree", type=Path, required=True, help="the build directory; ninja runs there")
@@ -577,20 +514,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def step_main() -> NoReturn:
-    """main() for the per-module step (kasalias.buildgen.LAUNCHER), then an immediate exit.
-
-    The interpreter's orderly shutdown (freeing every object, module by module) costs
-    about as much as objcopy's whole rewrite of a small module, once per module of a
-    build; the step has nothing left to release by then: its files are closed and
-    renamed, and its output streams are flushed here. Exceptions main() does not turn
-    into an exit status (argparse's SystemExit, a bug's traceback) take the usual way."""
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
-
-
 def _check_build(command: str) -> None:
     """A command run from a build file made by another kasalias (an upgrade that make or
     ninja did not see, such as files installed with old timestamps) must not mix outputs."""
@@ -613,18 +536,12 @@ def _terminate(_signum: int, _frame: object) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # the process itself, not a caller in Python
-        import signal
-
         signal.signal(signal.SIGTERM, _terminate)
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = _module_fast_args(argv)
-        if args is None:
-            args = build_parser().parse_args(argv)
-        if args.verbose or args.command != "module":
-            _setup_logging(args.verbose)  # else nothing logs: the module step warns only out of tree
-        if args.command != "module":  # the per-module step does not hash kasalias' files (start-up)
-            _check_build(args.command)
+        args = build_parser().parse_args(argv)
+        _setup_logging(args.verbose)
+        _check_build(args.command)
         rc = int(args.func(args))
         try:
             sys.stdout.flush()  # a write the kernel refuses (a tracefs file) shows here, not at exit

@@ -139,6 +139,20 @@ def write_atomic(path: StrPath, data: bytes, *, only_if_changed: bool = False) -
     return True
 
 
+def same_contents(a: StrPath, b: StrPath) -> bool:
+    """True if the files ``a`` and ``b`` hold the same bytes (False if ``b`` is missing)."""
+    try:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            if os.fstat(fa.fileno()).st_size != os.fstat(fb.fileno()).st_size:
+                return False
+            while chunk := fa.read(1 << 20):
+                if chunk != fb.read(1 << 20):
+                    return False
+            return True
+    except FileNotFoundError:
+        return False
+
+
 def write_text_atomic(path: StrPath, text: str, *, only_if_changed: bool = False) -> bool:
     # surrogateescape: bytes that were not UTF-8 where they were read (DWARF strings) go back as they were
     return write_atomic(path, text.encode("utf-8", "surrogateescape"), only_if_changed=only_if_changed)

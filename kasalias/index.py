@@ -21,12 +21,15 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kasalias.aliastable import VMLINUX
-from kasalias.analysis import Analysis, LoadedImage, Occurrence
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import read_input, write_atomic
 from kasalias.symbols import ElfImage
+
+if TYPE_CHECKING:  # the analysis is imported where an index is made, not where one is read
+    from kasalias.analysis import Analysis, LoadedImage, Occurrence
 
 HEADER = "# kasalias index 1: image alias symbol sympos link-address decl cu\n"
 NT_GNU_BUILD_ID = 3

@@ -22,18 +22,19 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import TYPE_CHECKING
 
-from kasalias.aliastable import AliasTable, module_name
+from kasalias.aliastable import ALIAS_FIRST, AliasTable, module_name, read_aliases
 from kasalias.errors import KasaliasError
-from kasalias.fsutil import copy_file, create_temp_beside
+from kasalias.fsutil import check_output as check_paths
+from kasalias.fsutil import copy_file, create_temp_beside, same_contents
 from kasalias.symbols import (ELF64_SHDR, ELF64_SYM, SHN_LORESERVE, SHN_XINDEX, SHT_GROUP, SHT_LLVM_ADDRSIG, SHT_NOBITS,
                               SHT_REL, SHT_RELA, SHT_SYMTAB_SHNDX, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT, ElfImage,
                               Section, Symbol)
 
-# This module runs once per module in a build: only os and struct at start-up
-# (no logging, subprocess, tempfile, shutil, dataclasses: NOTES.md, "start-up").
-TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from kasalias.fsutil import StrPath
     from kasalias.policy import Policy
     from kasalias.srcloc import PathMapper
@@ -61,11 +62,39 @@ class NewSymbol:
         return f"NewSymbol({self.alias!r}, {self.section!r}, {self.value:#x})"
 
 
+class ModuleStep:
+    """The module step: ``X.ko`` -> ``X.ko.aliased``, for any number of modules in one process
+    (the build runs one per group of modules: buildgen.module_groups). What all of them share
+    is read once: the tables' paths are checked, and the whole table's aliases (the names a
+    module built out of tree must not take) are read when the first such module asks."""
+
+    def __init__(self, aliases: str, symbfreq: str | None = None, paths: PathMapper | None = None,
+                 policy: Policy | None = None, objcopy: str | None = None) -> None:
+        self.aliases, self.symbfreq, self.paths, self.policy = aliases, symbfreq, paths, policy
+        self.objcopy = objcopy
+        self._taken: frozenset[str] | None = None
+
+    def taken(self) -> frozenset[str]:
+        if self._taken is None:
+            self._taken = read_aliases(self.aliases)
+        return self._taken
+
+    def run(self, src: str, dst: str) -> int:
+        """Write ``dst`` from ``src``; the number of aliases added."""
+        check_paths(dst, src, self.aliases, self.symbfreq)
+        table = AliasTable.read(self.aliases, only_image=module_name(src))
+        with ElfImage(src) as img:
+            new = aliases_for_module(img, table, self.symbfreq, self.paths, self.policy, self.taken)
+            write_module(img, dst, new, self.objcopy, table.placement == ALIAS_FIRST)
+        return len(new)
+
+
 def aliases_for_module(img: ElfImage, table: AliasTable, symbfreq: StrPath | None,
-                       paths: PathMapper | None, policy: Policy | None) -> list[NewSymbol]:
+                       paths: PathMapper | None, policy: Policy | None,
+                       taken: Callable[[], frozenset[str]] | None = None) -> list[NewSymbol]:
     """The aliases of one module: from the analysis table if the module was analysed
     (in-tree), else computed against the shipped frequency table ``symbfreq`` (built
-    later, out of tree)."""
+    later, out of tree), taking none of ``taken()`` (default: the table's aliases)."""
     path = img.path
     if not img.is_relocatable:
         raise KasaliasError(f"{path}: not a relocatable ELF object: not a kernel module")
@@ -94,7 +123,7 @@ def aliases_for_module(img: ElfImage, table: AliasTable, symbfreq: StrPath | Non
         image = load_module(Path(path))
         own = lookup(Path(symbfreq), image.names)  # the kernel's counts of its names
         own.add(image.names)
-        result = analyze([image], paths, policy, freq=own, taken=table.aliases())
+        result = analyze([image], paths, policy, freq=own, taken=taken() if taken else table.aliases())
         for p in result.problems:
             logging.getLogger(__name__).warning("%s", p)
         picked = [(sym, r.alias) for r, sym in result.table.by_key(name, img.symbols, img.file_groups())
@@ -142,7 +171,8 @@ def write_module(src: ElfImage, dst: StrPath, new: list[NewSymbol], objcopy: str
             _patch_symbols(tmp, new, alias_first)
             check_output(src, tmp, new, objcopy, alias_first)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
+        if not same_contents(tmp, dst):  # else the output keeps its time: ninja's restat skips what follows
+            os.replace(tmp, dst)
     except OSError as e:
         raise KasaliasError(f"{dst}: cannot write: {e.strerror}") from None
     finally:

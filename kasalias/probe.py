@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 from kasalias.errors import KasaliasError
-from kasalias.index import VMLINUX, Index, KallsymsLine, Kernel
+from kasalias.aliastable import VMLINUX
+from kasalias.index import Index, KallsymsLine, Kernel
 
 TOOLS = ("kprobe", "bpftrace", "perf", "ftrace", "fprobe")
 TRACEFS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))

@@ -19,7 +19,7 @@ import pytest
 from conftest import Build, run_kasalias
 from elfread import nm_symbols
 from kasalias import buildgen, buildid
-from kasalias.buildgen import LAUNCHER, Edge, GenConfig, Graph, Rule, ninja_escape
+from kasalias.buildgen import Edge, GenConfig, Graph, Rule, module_groups, ninja_escape
 from kasalias.cli import main
 from kasalias.errors import KasaliasError
 
@@ -131,7 +131,7 @@ def test_written_only_when_changed(objtree: Path) -> None:
     with (objtree / "modules.order").open("a") as f:
         f.write("hello/hello.o\n")
     assert buildgen.generate(cfg) == ["kasalias.ninja"]
-    assert "build hello/hello.ko.aliased: kasalias_module hello/hello.ko" in (objtree / "kasalias.ninja").read_text()
+    assert "hello/hello.ko.aliased: kasalias_module " in (objtree / "kasalias.ninja").read_text()
     assert sorted(p.name for p in objtree.iterdir()) == ["kasalias.mk", "kasalias.ninja", "modules.order"]
 
 
@@ -181,8 +181,8 @@ def test_quoting_run_by_ninja(build5: Build, analysis5: Path, tmp_path: Path) ->
     assert ["-m", "kasalias", "analyze", "--vmlinux", "vmlinux.o", "--modules-order", "modules.order",
             "--objtree", ".", "--srctree", str(src), "-o", "."] in calls
     odd_rel = ODD.replace(".o", ".ko")
-    assert ["-c", LAUNCHER, "module", "--aliases", "modules.symalias", "--objcopy", str(tools / "my objcopy"),
-            odd_rel, odd_rel + ".aliased"] in calls
+    assert ["-m", "kasalias", "module", "--aliases", "modules.symalias", "--objcopy", str(tools / "my objcopy"),
+            "--suffix", ".aliased", odd_rel, "lib/crc7.ko"] in calls
     # The real 'kasalias module' aliased the module at the odd path (a copy of hello.ko).
     new = {s[2] for s in nm_symbols(Path(str(odd_ko) + ".aliased"))} - {s[2] for s in nm_symbols(odd_ko)}
     assert new, "no alias added to the module with the odd path"
@@ -233,3 +233,17 @@ def test_gen_argv_round_trip(extra: tuple[str, ...], objtree: Path, monkeypatch:
     assert again == cfg
     assert again.argv() == cfg.argv()
     assert cfg.argv()[:3] == ["gen", "--objtree", "."]
+
+
+def test_module_groups() -> None:
+    """Every module once, in order, groups of about GROUP_SIZE (at most twice that); a module
+    added to modules.order changes one group, not the groups after it."""
+    mods = [f"drivers/d{i // 50}/m{i}.o" for i in range(4000)]
+    groups = module_groups(mods)
+    assert [m for g in groups for m in g] == mods
+    assert max(map(len, groups)) <= 2 * buildgen.GROUP_SIZE
+    assert 4000 / len(groups) > buildgen.GROUP_SIZE / 2
+    added = module_groups(mods[:2000] + ["drivers/new/x.o"] + mods[2000:])
+    changed = [g for g in added if g not in groups]
+    assert len(changed) == 1 and "drivers/new/x.o" in changed[0] and len(added) - len(groups) in (0, 1)
+    assert module_groups(mods) == groups

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,36 +107,6 @@ def test_module_errors_leave_input_alone(build5: Build, analysis5: Path, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["minix.ko"]
 
 
-@pytest.mark.parametrize("argv", [
-    ["module", "--aliases", "T", "in.ko", "out.ko"],
-    ["module", "in.ko", "--aliases=T", "out.ko"],
-    ["-v", "module", "--aliases", "T", "--objcopy", "/x/objcopy", "in.ko", "out.ko"],
-    ["-vv", "--verbose", "module", "--objcopy=o", "--aliases", "A", "--aliases", "T", "in.ko", "out.ko"],
-    ["module", "--aliases", "T", "in=1.ko", "out.ko"],
-])
-def test_module_fast_parse_equals_argparse(argv: list[str]) -> None:
-    """The per-module command line parsed without argparse reads as argparse reads it."""
-    from kasalias.cli import _module_fast_args, build_parser
-
-    fast = _module_fast_args(argv)
-    assert fast is not None
-    full = build_parser().parse_args(argv)
-    assert vars(fast) == vars(full)
-
-
-@pytest.mark.parametrize("argv", [
-    ["module", "--aliases", "T", "in.ko"], ["module", "in.ko", "out.ko"], ["module", "-h"],
-    ["module", "--alias", "T", "in.ko", "out.ko"], ["module", "--aliases", "-x", "in.ko", "out.ko"],
-    ["module", "--aliases", "T", "--symbfreq", "F", "in.ko", "out.ko"], ["module", "--aliases", "T", "-", "o"],
-    ["module", "--aliases", "T", "a", "b", "c"], ["-q", "module", "--aliases", "T", "a", "b"], ["analyze"],
-    ["module", "--aliases", "T", "--", "a", "b"], ["module", "--aliases"],
-])
-def test_module_fast_parse_leaves_the_rest_to_argparse(argv: list[str]) -> None:
-    from kasalias.cli import _module_fast_args
-
-    assert _module_fast_args(argv) is None
-
-
 def test_alias_table_index(build5: Build, analysis5: Path, tmp_path: Path) -> None:
     """A module step reads its rows through the table's index; a broken index is an error."""
     table = AliasTable.read(analysis5 / "modules.symalias")
@@ -153,24 +124,38 @@ def test_alias_table_index(build5: Build, analysis5: Path, tmp_path: Path) -> No
     assert not (tmp_path / "y.ko").exists()
 
 
-def test_step_launcher_reports_and_exits(build5: Build, analysis5: Path, tmp_path: Path) -> None:
-    """The per-module step as the build starts it (python -c LAUNCHER, which skips the
-    interpreter's shutdown): its exit status, error line and -v output all get out."""
-    import sys
-
-    from kasalias.buildgen import LAUNCHER
-
-    def step(*args: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-c", LAUNCHER, *map(str, args)], capture_output=True, text=True)
+def test_module_group_step(build5: Build, analysis5: Path, tmp_path: Path) -> None:
+    """The step over a group of modules (--suffix, as the build runs it): every output is the one
+    the single form writes, each module's Kbuild-style line comes when KASALIAS_ECHO is set, and
+    a bad module stops the group with one error line naming it."""
+    import os
 
     table = analysis5 / "modules.symalias"
-    bad = step("module", "--aliases", table, tmp_path / "none.ko", tmp_path / "out.ko")
-    assert_one_error(bad, "none.ko")
-    ok = step("-v", "module", "--aliases", table, build5.ko("minix"), tmp_path / "minix.ko.aliased")
-    assert ok.returncode == 0 and ok.stderr.startswith("kasalias: info: ") and "aliases" in ok.stderr, ok.stderr
-    assert (tmp_path / "minix.ko.aliased").is_file()
-    usage = step("module", "--aliases", table)
-    assert usage.returncode == 2 and "kasalias: error:" in usage.stderr
+    names = ("minix", "crc7", "hello")
+    for name in names:
+        shutil.copy(build5.ko(name), tmp_path / f"{name}.ko")
+        run_kasalias("module", "--aliases", table, build5.ko(name), tmp_path / f"{name}.single")
+    group = [tmp_path / f"{n}.ko" for n in names]
+    proc = subprocess.run([sys.executable, "-m", "kasalias", "module", "--aliases", str(table), "--suffix",
+                           ".aliased", *map(str, group)], capture_output=True, text=True,
+                          env=os.environ | {"KASALIAS_ECHO": "1"})
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout == "".join(f"  KASALIAS {m}.aliased\n" for m in group)
+    for name in names:
+        assert (tmp_path / f"{name}.ko.aliased").read_bytes() == (tmp_path / f"{name}.single").read_bytes()
+    (tmp_path / "bad.ko").write_bytes(b"not ELF")
+    bad = run_kasalias("module", "--aliases", table, "--suffix", ".x", group[0], tmp_path / "bad.ko", group[1],
+                       check=False)
+    assert_one_error(bad, "bad.ko")
+    assert (tmp_path / "minix.ko.x").is_file() and not (tmp_path / "bad.ko.x").exists()
+    assert not (tmp_path / "crc7.ko.x").exists()
+    # an output that is another module of the group is refused before anything is written
+    clash = run_kasalias("module", "--aliases", table, "--suffix", ".aliased", group[1], tmp_path / "crc7.ko.aliased",
+                         check=False)
+    assert_one_error(clash, "an output must be another file")
+    for usage, needle in ((["--suffix", "", "a.ko"], "--suffix ''"), (["--suffix", "/x", "a.ko"], "--suffix '/x'"),
+                          (["a.ko"], "expected INPUT OUTPUT"), (["a.ko", "b", "c"], "expected INPUT OUTPUT")):
+        assert_one_error(run_kasalias("module", "--aliases", table, *usage, check=False), needle)
 
 
 def test_older_table_format_is_refused(build5: Build, analysis5: Path, tmp_path: Path) -> None:

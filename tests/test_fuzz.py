@@ -926,7 +926,7 @@ def test_gen_refuses_a_path_ninja_cannot_hold(case: dict[str, Path]) -> None:
 
 # The module step, held where its output is written and not yet renamed: os.replace says so on
 # stdout and waits for a signal, whose handler leaves it by raising. The rest is the real step
-# (the generated build's launcher).
+# (as the generated build starts it).
 HELD_STEP = """
 import os, signal, sys
 def held(src, dst):
@@ -935,8 +935,8 @@ def held(src, dst):
     while True:
         signal.pause()
 os.replace = held
-from kasalias.cli import step_main
-step_main()
+from kasalias.cli import main
+sys.exit(main())
 """
 
 
