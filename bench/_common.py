@@ -71,7 +71,7 @@ class Run:
 
 def run_measured(argv: Sequence[str], *, stdin: IO[bytes] | int | None = subprocess.DEVNULL,
                  stdout: IO[bytes] | int | None = subprocess.DEVNULL, cwd: Path | None = None,
-                 check: bool = True) -> Run:
+                 check: bool = True, env: dict[str, str] | None = None) -> Run:
     """Run argv to completion and measure it with wait4() (per child, thread-safe).
 
     stderr is collected into a temporary file (never a pipe: no deadlock, no thread).
@@ -80,7 +80,7 @@ def run_measured(argv: Sequence[str], *, stdin: IO[bytes] | int | None = subproc
 
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=err, cwd=cwd)
+        proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=err, cwd=cwd, env=env)
         _pid, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -106,3 +106,17 @@ def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
 
 def fmt_s(x: float) -> str:
     return f"{x:.2f}"
+
+
+def baseline_checkout(commit: str, parent: Path) -> tuple[Path, dict[str, str]]:
+    """kasalias of ``commit`` (a detached git worktree under ``parent``), and the environment
+    that makes ``python -m kasalias`` run it (PYTHONPATH comes before the editable install)."""
+    wt = parent / f"baseline-{commit}"
+    if not wt.is_dir():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), commit], check=True,
+                       capture_output=True)
+    return wt, dict(os.environ, PYTHONPATH=str(wt))
+
+
+def remove_baseline(wt: Path) -> None:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)], capture_output=True)

@@ -23,13 +23,11 @@ distribution's table for them cost more than a millisecond per module.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import open_input, read_input, write_atomic
 
-# The per-module step reads its module's rows once per module: only os here
-# (no typing, dataclasses, collections, pathlib or re: NOTES.md, "start-up").
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO, Iterable
 

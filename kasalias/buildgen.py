@@ -28,6 +28,7 @@ import shlex
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
@@ -35,7 +36,6 @@ from kasalias.errors import KasaliasError
 from kasalias.fsutil import check_output, read_text_input, write_text_atomic
 from kasalias.series import order_stem
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 

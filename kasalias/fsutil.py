@@ -1,8 +1,7 @@
-"""Writing outputs atomically: a temp file beside the target, then rename.
+"""Reading inputs and writing outputs atomically: a temp file beside the target, then rename.
 
-Only ``os`` and ``stat``: the per-module step imports this once per module, and ``tempfile``
-(with the ``random`` and ``hashlib`` it imports) costs as much start-up time as
-objcopy takes to rewrite a small module (NOTES.md, "start-up").
+The temporary name is made here rather than by ``tempfile``: it must sit beside the target
+(an atomic rename) and name it (a leftover says whose it was).
 """
 
 from __future__ import annotations
@@ -10,10 +9,10 @@ from __future__ import annotations
 import mmap
 import os
 import stat
+from typing import TYPE_CHECKING
 
 from kasalias.errors import KasaliasError
 
-TYPE_CHECKING = False  # mypy treats this name as typing.TYPE_CHECKING; typing is not imported
 if TYPE_CHECKING:
     from typing import BinaryIO, Union
 

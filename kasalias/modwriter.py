@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 from typing import TYPE_CHECKING
 
 from kasalias.aliastable import ALIAS_FIRST, AliasTable, module_name, read_aliases
@@ -393,26 +394,12 @@ def _run_objcopy(objcopy: str, img: ElfImage, dst: str, new: list[NewSymbol]) ->
 
 
 def run_tool(argv: list[str]) -> tuple[int, str]:
-    """Run a tool, its stdout and stderr captured together: (exit status, output).
-
-    posix_spawn rather than subprocess: importing subprocess costs more start-up
-    than objcopy takes to rewrite a small module (NOTES.md, "start-up")."""
-    r, w = os.pipe()
+    """Run a tool, its stdout and stderr captured together: (exit status, output)."""
     try:
-        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=[
-            (os.POSIX_SPAWN_DUP2, w, 1), (os.POSIX_SPAWN_DUP2, w, 2),
-            (os.POSIX_SPAWN_CLOSE, r), (os.POSIX_SPAWN_CLOSE, w)])
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     except OSError as e:
-        os.close(r)
         raise KasaliasError(f"cannot run {argv[0]!r}: {e.strerror}") from None
-    finally:
-        os.close(w)
-    chunks = []
-    with os.fdopen(r, "rb") as pipe:
-        while chunk := pipe.read(65536):
-            chunks.append(chunk)
-    _pid, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
+    return proc.returncode, proc.stdout.decode("utf-8", "replace")
 
 
 def _patch_symbols(path: str, new: list[NewSymbol], alias_first: bool) -> None:

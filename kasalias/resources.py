@@ -5,9 +5,8 @@ and sample-tree/ sit beside the package; an installed wheel or sdist, where pypr
 maps templates/ and kbuild/ into the package (kasalias/templates, kasalias/kbuild) and there
 is no sample-tree. Every lookup of a data file goes through ``data_dir``.
 
-Only gen, kbuild, --build-id, --version and repro-check import this module: importlib.resources
-and importlib.metadata cost start-up time the per-module step must not pay (NOTES.md,
-"start-up"), so they are imported inside the functions that need them.
+importlib.resources and importlib.metadata are imported inside the functions that need them:
+most commands need neither.
 """
 
 from __future__ import annotations

@@ -17,14 +17,11 @@ import bisect
 import os
 import struct
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import close_mapping, open_input
 
-# The per-module step imports this module once per module: typing, dataclasses
-# and pathlib (with the re they import) would double its start-up (NOTES.md,
-# "start-up"). mypy takes the names below from the TYPE_CHECKING blocks.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
     from typing import BinaryIO, Iterable, Iterator, NamedTuple
