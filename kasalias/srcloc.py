@@ -486,7 +486,8 @@ class DwarfSource:
         for v in locals_by_sec.values():
             v.sort()
         group_unit = self._text_group_units()
-        left = []
+        first: list[tuple[Symbol, list[Unit]]] = []
+        between: dict[int, list[Unit]] = {}
         for sym in syms:
             near = locals_by_sec.get(sym.shndx, [])
             i = bisect.bisect_right(near, (sym.value, 1 << 62))
@@ -494,17 +495,36 @@ class DwarfSource:
             around = sorted(near[max(0, i - 8):i + 8], key=lambda vg: abs(vg[0] - sym.value))
             near_units = [u for u in (group_unit.get(g) for _v, g in around) if u is not None]
             first_tries = list({u.offset: u for u in near_units}.values())[:4]
-            if not self._find_variables([sym], first_tries, by_unit):
-                continue
+            first.append((sym, first_tries))
             if near_units:
                 lo = bisect.bisect_left(self._unit_offsets, min(u.offset for u in near_units))
                 hi = bisect.bisect_right(self._unit_offsets, max(u.offset for u in near_units))
-                between = [u for u in self.units[lo:hi] if u not in first_tries]
-                if len(between) <= _SEARCH_BETWEEN_UNITS and not self._find_variables([sym], between, by_unit):
-                    continue
-            left.append(sym)
+                others = [u for u in self.units[lo:hi] if u not in first_tries]
+                if len(others) <= _SEARCH_BETWEEN_UNITS:
+                    between[sym.index] = others
+        left = self._find_each(first, by_unit)
+        left = self._find_each([(s, between.get(s.index, [])) for s in left], by_unit)
         for sym in self._find_variables(left, self.units, by_unit) if left else ():
             log.debug("%s: no compilation unit found for %s", image.path, sym.name)
+
+    def _find_each(self, plan: list[tuple[Symbol, list[Unit]]], by_unit: dict[int, list[Symbol]]) -> list[Symbol]:
+        """Each symbol looked for in its own units, each unit walked once for all the symbols
+        that look there (a module's global data would walk its units once a symbol); return
+        those not found. A variable is defined in one unit: the order of the walks does not
+        change where a symbol is found."""
+        units: dict[int, Unit] = {}
+        wanting: dict[int, list[Symbol]] = {}
+        for sym, tries in plan:
+            for u in tries:
+                units[u.offset] = u
+                wanting.setdefault(u.offset, []).append(sym)
+        found: set[int] = set()
+        for offset in sorted(wanting):
+            todo = [s for s in wanting[offset] if s.index not in found]
+            if todo:
+                missing = {s.index for s in self._find_variables(todo, [units[offset]], by_unit)}
+                found.update(s.index for s in todo if s.index not in missing)
+        return [s for s, _tries in plan if s.index not in found]
 
     def _find_variables(self, syms: list[Symbol], units: list[Unit], by_unit: dict[int, list[Symbol]]) -> list[Symbol]:
         """Look for the variables ``syms`` (each by name and address) in ``units``, in one walk
