@@ -189,9 +189,9 @@ def add_symbols(img: ElfImage, new: list[NewSymbol], alias_first: bool = False) 
     tables moved accordingly, and sizes set. Every other section keeps its bytes.
     ``alias_first``: each original's entry and its new entry swap names.
 
-    Written by hand rather than run through objcopy: a module step runs once per module,
-    and the process, objcopy's full rewrite and the size patch afterwards cost more than
-    the rest of the step (NOTES.md, "module writer")."""
+    Written by hand rather than run through objcopy: objcopy's process, its full rewrite
+    and the size patch afterwards cost more than the rest of the step, and objcopy cannot
+    set sizes or keep .llvm_addrsig right (NOTES.md, "Module writer")."""
     if img.header[0x38:0x3A] != b"\0\0":  # e_phnum: relocatable objects have no segments
         raise KasaliasError(f"{img.path}: has program headers: not a relocatable object")
     sections = img.sections

@@ -24,8 +24,8 @@ One rule for a series that is not registered:
 * An analysis without a kernel tree (``--kernel-version X.Y``; :data:`DEFAULT_SERIES` without
   it) uses the built-in kallsyms rules of the version's :func:`stand_in`.
 
-Only data and small functions (dataclasses, re, pathlib): kbuild, policy and both readers of
-modules.order import it; the per-module step does not.
+Only data and small functions (dataclasses, re, pathlib): kbuild, policy, the rules and both
+readers of modules.order import it.
 """
 
 from __future__ import annotations

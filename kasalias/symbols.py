@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import os
 import struct
-from operator import itemgetter
+from collections import namedtuple
 from typing import TYPE_CHECKING
 
 from kasalias.errors import KasaliasError
@@ -36,25 +36,10 @@ if TYPE_CHECKING:
         shndx: int
         letter: str
         group: int
-else:
-    class _SymbolFields(tuple):
-        """What collections.namedtuple makes, without importing collections (1.3 ms of a
-        module step's start-up): a tuple whose fields are read by name."""
+else:  # 'index' shadows tuple.index on purpose: the .symtab index
+    _SymbolFields = namedtuple("_SymbolFields", "index name value size type bind shndx letter group")
 
-        __slots__ = ()
-
-        def __new__(cls, index: int, name: str, value: int, size: int, type: int, bind: int, shndx: int,
-                    letter: str, group: int) -> _SymbolFields:
-            return tuple.__new__(cls, (index, name, value, size, type, bind, shndx, letter, group))
-
-        def __repr__(self) -> str:
-            return f"{type(self).__name__}{tuple.__repr__(self)}"
-
-    for _i, _field in enumerate(("index", "name", "value", "size", "type", "bind", "shndx", "letter", "group")):
-        setattr(_SymbolFields, _field, property(itemgetter(_i)))
-
-# kasalias' ELF constants: the other modules import them from here (the per-module step imports
-# this module anyway).
+# kasalias' ELF constants: the other modules import them from here.
 STB_LOCAL, STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE = 0, 1, 2, 10
 STV_HIDDEN = 2
 STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE, STT_COMMON, STT_TLS = 0, 1, 2, 3, 4, 5, 6
@@ -186,9 +171,9 @@ class ElfImage:
         self._mapped: mmap.mmap | None = None  # the whole file (_map)
 
     def _read_headers(self) -> tuple[list[Section], bool]:
-        """ELF header and section headers. Read with struct rather than pyelftools:
-        ``kasalias module`` runs once per module, and importing and setting up
-        pyelftools' ELFFile cost more than the rest of its work (NOTES.md)."""
+        """ELF header and section headers. Read with struct rather than pyelftools: importing
+        pyelftools and setting up its ELFFile cost more than a module step's work on a
+        module (NOTES.md, "Module writer")."""
         f, path = self._file, self.path
         ident = f.read(64)
         if ident[:4] in _BITCODE_MAGIC:
