@@ -7,8 +7,9 @@
 #   download         a second GET, to a file: the transfer alone
 #   kasalias-first   'kasalias probe --for kprobe type_show@net_core_net_sysfs_c_*', an empty
 #                    cache (fetch + index), kasalias-second the same again (its cache)
-#   perf-first       'perf probe -n -a type_show@net/core/net-sysfs.c', empty perf and
-#                    libdebuginfod caches (fetch + resolve), perf-second the same again
+#   perf-first       'debuginfod-find debuginfo VMLINUX-ID' and 'perf probe -k THAT -n -a
+#                    type_show@net/core/net-sysfs.c', empty libdebuginfod cache (fetch +
+#                    resolve), perf-second the same again
 # ROUNDS (/kasalias/rounds, default 1) repeats the client rows, each round with empty caches
 # (a HOME of its own), kasalias and perf in turn.
 . /kasalias/common.sh
@@ -56,7 +57,11 @@ for r in $(seq 1 "$rounds"); do
 	home=/var/tmp/home-perf-$r
 	mkdir -p "$home"
 	for n in first second; do
-		bench "perf-$n" env HOME="$home" DEBUGINFOD_TIMEOUT=900 DEBUGINFOD_URLS="$URL" perf probe -n -a type_show@net/core/net-sysfs.c
+		# perf 6.1 finds no kernel debug info by build ID itself ("Failed to find the path for
+		# the kernel: Invalid ELF file"): debuginfod-find fetches it, through the same
+		# libdebuginfod and cache, and perf probe -k reads it
+		bench "perf-$n" env HOME="$home" DEBUGINFOD_TIMEOUT=900 DEBUGINFOD_URLS="$URL" sh -c \
+			'f=$(debuginfod-find debuginfo "$1") && perf probe -k "$f" -n -a type_show@net/core/net-sysfs.c' sh "$VMLINUX_ID"
 	done
 	du -sb "$home" | out E2E-PERF-CACHE
 	rm -rf "$home"
