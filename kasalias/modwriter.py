@@ -65,9 +65,9 @@ class NewSymbol:
 
 class ModuleStep:
     """The module step: ``X.ko`` -> ``X.ko.aliased``, for any number of modules in one process
-    (the build runs one per group of modules: buildgen.module_groups). What all of them share
-    is read once: the tables' paths are checked, and the whole table's aliases (the names a
-    module built out of tree must not take) are read when the first such module asks."""
+    (the build runs one per group of modules: buildgen.module_groups). Each module reads its
+    own rows through the table's index; the whole table's aliases (the names a module built
+    out of tree must not take) are read once, when the first such module asks."""
 
     def __init__(self, aliases: str, symbfreq: str | None = None, paths: PathMapper | None = None,
                  policy: Policy | None = None, objcopy: str | None = None) -> None:
