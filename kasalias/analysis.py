@@ -48,7 +48,8 @@ class LoadedImage:
     # A module's key ordinals that are not 0 (aliastable.symbol_ordinals): its symbol table
     # is not kept. vmlinux's keys are made from ``symbols``, for the names asked for.
     ordinals: dict[int, int] = field(default_factory=dict)
-    symbols: list[Symbol] | None = None  # vmlinux's, kept to be read once (modules' are small)
+    # vmlinux's, kept to be read once; a module's only for the step of one built out of tree
+    symbols: list[Symbol] | None = None
 
     def duplicated(self, freq: SymbolFrequency) -> list[int]:
         """The indices of the visible symbols whose names ``freq`` counts more than once."""
@@ -92,20 +93,28 @@ def load_vmlinux(path: Path, rules: VmlinuxRules) -> LoadedImage:
 
 def load_module(path: Path, kallsyms_all: bool = True) -> LoadedImage:
     with ElfImage(path) as img:
-        if not img.is_relocatable:
-            raise KasaliasError(f"{path}: not a relocatable object (ET_REL): not a kernel module")
-        secs, n = img.sections, len(img.sections)
-        visible = [s for s in img.symbols
-                   if s.shndx < n and module_keeps(s.name, s.type, s.shndx, secs[s.shndx].name,
-                                                   secs[s.shndx].flags, n, kallsyms_all) and _usable(s.name)]
-        names = {s.name for s in visible}
-        ordinals = symbol_ordinals(s for s in img.symbols if s.name in names)
-        name = module_name(path)
-        # The table's and the index's image lines are space-separated; kallsyms shows [name].
-        if not _usable(name) or " " in name or not name:
-            raise KasaliasError(f"{path}: the module name {name!r} has a space or a control byte; "
-                                "Kbuild names modules like C identifiers")
-        return _loaded(name, path, visible, img.file_groups(), ordinals)
+        return module_image(img, kallsyms_all)
+
+
+def module_image(img: ElfImage, kallsyms_all: bool = True, keep_symbols: bool = False) -> LoadedImage:
+    """The LoadedImage of a module open as ``img``. ``keep_symbols``: for a caller that goes
+    on with the same file (the step of a module built out of tree), so that its symbols are
+    read once; the analysis of a whole kernel keeps none (memory)."""
+    path = Path(img.path)
+    if not img.is_relocatable:
+        raise KasaliasError(f"{path}: not a relocatable object (ET_REL): not a kernel module")
+    secs, n = img.sections, len(img.sections)
+    visible = [s for s in img.symbols
+               if s.shndx < n and module_keeps(s.name, s.type, s.shndx, secs[s.shndx].name,
+                                               secs[s.shndx].flags, n, kallsyms_all) and _usable(s.name)]
+    names = {s.name for s in visible}
+    ordinals = symbol_ordinals(s for s in img.symbols if s.name in names)
+    name = module_name(path)
+    # The table's and the index's image lines are space-separated; kallsyms shows [name].
+    if not _usable(name) or " " in name or not name:
+        raise KasaliasError(f"{path}: the module name {name!r} has a space or a control byte; "
+                            "Kbuild names modules like C identifiers")
+    return _loaded(name, path, visible, img.file_groups(), ordinals, img.symbols if keep_symbols else None)
 
 
 def modules_from_order(order: Path, objtree: Path) -> list[Path]:

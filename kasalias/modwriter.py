@@ -118,10 +118,10 @@ def aliases_for_module(img: ElfImage, table: AliasTable, symbfreq: StrPath | Non
         import logging
         from pathlib import Path
 
-        from kasalias.analysis import analyze, load_module
+        from kasalias.analysis import analyze, module_image
         from kasalias.symbfreq import lookup
 
-        image = load_module(Path(path))
+        image = module_image(img, keep_symbols=True)
         own = lookup(Path(symbfreq), image.names)  # the kernel's counts of its names
         own.add(image.names)
         result = analyze([image], paths, policy, freq=own, taken=taken() if taken else table.aliases())

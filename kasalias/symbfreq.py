@@ -73,16 +73,28 @@ def lookup(path: Path, names: Iterable[str]) -> SymbolFrequency:
             if size == 0:
                 return SymbolFrequency()
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                keys = sorted({name_key(n).encode("utf-8", "surrogateescape") for n in names})
                 counts: Counter[str] = Counter()
-                for name in set(map(name_key, names)):
-                    count = _search(data, size, name.encode("utf-8", "surrogateescape"), path)
-                    if count:
-                        counts[name] = count
+                _search_all(data, keys, 0, len(keys), 0, size, counts, path)
                 return SymbolFrequency(counts)
     except OSError as e:
         raise KasaliasError(f"{path}: cannot read: {e.strerror}") from None
     except ValueError as e:  # not a regular file that can be mapped
         raise KasaliasError(f"{path}: cannot read: {e}") from None
+
+
+def _search_all(data: mmap.mmap, keys: list[bytes], i: int, j: int, lo: int, hi: int,
+                counts: Counter[str], path: Path) -> None:
+    """Look up the sorted ``keys[i:j]``, whose lines all start in [lo, hi) if present: the
+    middle key first, then each half in its side of the file only (a module's few hundred
+    names take about two thirds of the steps of separate searches)."""
+    while i < j:
+        m = (i + j) // 2
+        count, start, end = _search(data, lo, hi, keys[m], path)
+        if count:
+            counts[keys[m].decode("utf-8", "surrogateescape")] = count
+        _search_all(data, keys, i, m, lo, start, counts, path)
+        i, lo = m + 1, end  # the right half, without a call (recursion depth: log2 of the names)
 
 
 def _is_count(count: bytes) -> bool:
@@ -91,9 +103,12 @@ def _is_count(count: bytes) -> bool:
     return count.isdigit() and len(count) <= 18
 
 
-def _search(data: mmap.mmap, size: int, key: bytes, path: Path) -> int:
-    lo, hi = 0, size  # lo is always at the start of a line; the key's line starts in [lo, hi)
-    while lo < hi:
+def _search(data: mmap.mmap, lo: int, hi: int, key: bytes, path: Path) -> tuple[int, int, int]:
+    """(count, start, after) for ``key`` in the lines starting in [lo, hi) (lo at a line's
+    start): its line's start and the start of the next; if absent, count 0 and both the
+    position where its line would start."""
+    size = len(data)
+    while lo < hi:  # the key's line, if any, starts in [lo, hi)
         mid = (lo + hi) // 2
         start = data.rfind(b"\n", lo, mid) + 1 or lo
         end = data.find(b"\n", start)
@@ -103,9 +118,9 @@ def _search(data: mmap.mmap, size: int, key: bytes, path: Path) -> int:
         if not sep or not name or not _is_count(count):
             raise KasaliasError(f"{path}: byte {start}: not a 'name:count' line")
         if name == key:
-            return int(count)
+            return int(count), start, end + 1
         if name < key:
             lo = end + 1
         else:
             hi = start
-    return 0
+    return 0, lo, lo
