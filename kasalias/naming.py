@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Hashable, Iterable
 
+from kasalias.aliastable import one_word
 from kasalias.series import KSYM_NAME_LEN  # scripts/kallsyms drops names this long or longer
 from kasalias.srcloc import SourceLoc
 from kasalias.symbfreq import name_key
@@ -71,7 +72,7 @@ def assign(copies: Iterable[Copy], taken: frozenset[str] = frozenset()) -> tuple
         bad = None
         if len(alias.encode()) >= KSYM_NAME_LEN:
             bad = f"alias is {len(alias.encode())} bytes, kallsyms keeps fewer than {KSYM_NAME_LEN}"
-        elif any(ch.isspace() for ch in alias):
+        elif not one_word(alias):
             bad = "symbol name contains white space"
         if bad:
             del aliases[c]
