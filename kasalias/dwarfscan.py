@@ -27,6 +27,9 @@ TAG_SUBPROGRAM, TAG_VARIABLE, TAG_LEXICAL_BLOCK, TAG_INLINED_SUBROUTINE = 0x2E, 
 AT_SIBLING, AT_LOCATION, AT_NAME, AT_STMT_LIST, AT_LOW_PC, AT_HIGH_PC = 0x01, 0x02, 0x03, 0x10, 0x11, 0x12
 AT_COMP_DIR, AT_ABSTRACT_ORIGIN, AT_DECLARATION, AT_DECL_FILE, AT_DECL_LINE = 0x1B, 0x31, 0x3C, 0x3A, 0x3B
 AT_SPECIFICATION, AT_RANGES, AT_STR_OFFSETS_BASE, AT_ADDR_BASE, AT_RNGLISTS_BASE = 0x47, 0x55, 0x72, 0x73, 0x74
+AT_TYPE = 0x49
+# What a function's signature is made of (signature.py reads these).
+TAG_FORMAL_PARAMETER, TAG_UNSPECIFIED_PARAMETERS = 0x05, 0x18
 
 # Forms.
 F_ADDR, F_BLOCK2, F_BLOCK4, F_DATA2, F_DATA4, F_DATA8, F_STRING, F_BLOCK, F_BLOCK1 = 1, 3, 4, 5, 6, 7, 8, 9, 10
@@ -315,6 +318,7 @@ class Entry:
     high_pc_is_offset: bool = False
     location: int | None = None  # DW_OP_addr of a static variable
     origin: int | None = None  # DW_AT_abstract_origin / DW_AT_specification target (.debug_info offset)
+    type_ref: int | None = None  # DW_AT_type target (.debug_info offset)
     declaration: bool = False
     file_scope: bool = False
     comp_dir: bytes | None = None
@@ -448,11 +452,16 @@ class UnitReader:
                     e.high_pc, e.high_pc_is_offset = self._value(buf, base, form, size, const, start), True
             elif attr == AT_LOCATION:
                 e.location = self._static_address(buf, base, form, start)
-            elif attr == AT_ABSTRACT_ORIGIN or attr == AT_SPECIFICATION:
+            elif attr == AT_ABSTRACT_ORIGIN or attr == AT_SPECIFICATION or attr == AT_TYPE:
+                ref = None
                 if form == F_REF_ADDR:
-                    e.origin = self._field(buf, base, start, size)
+                    ref = self._field(buf, base, start, size)
                 elif form in _REF_FORMS:
-                    e.origin = unit.offset + self._value(buf, base, form, size, const, start)
+                    ref = unit.offset + self._value(buf, base, form, size, const, start)
+                if attr == AT_TYPE:
+                    e.type_ref = ref
+                else:
+                    e.origin = ref
             elif attr == AT_DECLARATION:
                 e.declaration = form == F_FLAG_PRESENT or buf[start] != 0
             elif attr == AT_STMT_LIST:
@@ -499,6 +508,54 @@ class UnitReader:
         if ab is None or ab.tag not in (TAG_SUBPROGRAM, TAG_VARIABLE):
             return None
         return self.decode(ab, offset, pos)[0]
+
+    def die_at(self, offset: int) -> tuple[Entry, Abbrev, int] | None:
+        """The DIE at ``offset`` whatever its tag, its abbreviation and where its attributes
+        end (its first child, if it has children); None outside the unit or at a null entry."""
+        if not self.unit.die_offset <= offset < self.unit.end:
+            return None
+        code, pos = uleb(self.info, offset)
+        ab = self.abbrevs.get(code)
+        if ab is None:
+            return None
+        e, pos = self.decode(ab, offset, pos)
+        return e, ab, pos
+
+    def children(self, offset: int, tags: tuple[int, ...]) -> list[Entry]:
+        """The children of the DIE at ``offset`` that lead its list with a tag in ``tags`` (a
+        function's parameters come before its locals and blocks): up to the first other child."""
+        top = self.die_at(offset)
+        out: list[Entry] = []
+        if top is None or not top[1].has_children:
+            return out
+        pos = top[2]
+        while pos < self.unit.end:
+            code, after = uleb(self.info, pos)
+            ab = self.abbrevs.get(code)
+            if ab is None or ab.tag not in tags:
+                break  # the end of the children (code 0), or the first of another kind
+            e, pos = self.decode(ab, pos, after)
+            out.append(e)
+            if ab.has_children:
+                pos = self._past_children(pos)
+        return out
+
+    def _past_children(self, pos: int) -> int:
+        """Past the children of a DIE whose attributes end at ``pos``."""
+        depth = 1
+        while depth:
+            if pos >= self.unit.end:
+                raise KasaliasError(f"bad DWARF: children past the end of the unit at .debug_info+{self.unit.offset:#x}")
+            code, pos = uleb(self.info, pos)
+            if code == 0:
+                depth -= 1
+                continue
+            ab = self.abbrevs.get(code)
+            if ab is None:
+                raise KasaliasError(f"bad DWARF: unknown abbreviation {code} in .debug_info")
+            pos = self._skip_attrs(self.info, ab, pos)
+            depth += ab.has_children
+        return pos
 
     def _skip_variable(self, data: bytes, ab: Abbrev, pos: int) -> int:
         """Past the attributes of a DIE whose size varies, by the abbreviation's skip plan."""

@@ -581,6 +581,22 @@ class DwarfSource:
         return out
 
     def _scan_unit(self, unit: Unit, syms: list[Symbol]) -> dict[int, SourceLoc]:
+        entries, picked = self._pick_entries(unit, syms)
+        unit_path = self.unit_path(unit)
+        out: dict[int, SourceLoc] = {}
+        for sym in syms:
+            entry = picked.get(sym.index)
+            decl = self._declaration(entry, unit) if entry is not None else None
+            if decl is None:
+                log.debug("%s: no DWARF declaration for %s in %s", self.image.path, sym.name, unit_path)
+                continue
+            out[sym.index] = SourceLoc(decl[0], decl[1], unit_path)
+        self._place_merged_statics([s for s in syms if s.index not in out], entries, unit, out)
+        return out
+
+    def _pick_entries(self, unit: Unit, syms: list[Symbol]) -> tuple[list[Entry], dict[int, Entry]]:
+        """The unit's DIEs for ``syms`` (one walk): (all the entries the walk found, the one
+        DIE of each symbol, by symbol index)."""
         names = {base_name(s.name).encode() for s in syms}
         addrs = {self.image.address(s) for s in syms}
         local_statics = any(not s.is_text and "." in s.name for s in syms)
@@ -595,8 +611,7 @@ class DwarfSource:
                 by_loc.setdefault(e.location, []).append(e)
             if e.name is not None and (e.is_subprogram or e.file_scope):
                 by_name.setdefault((e.name, e.is_subprogram), []).append(e)
-        unit_path = self.unit_path(unit)
-        out: dict[int, SourceLoc] = {}
+        picked: dict[int, Entry] = {}
         for sym in syms:
             base = base_name(sym.name).encode()
             addr = self.image.address(sym)
@@ -611,13 +626,38 @@ class DwarfSource:
                 candidates = sorted(by_name.get((base, sym.is_text), []),
                                     key=lambda e: (e.declaration, e.decl_line is None))
                 entry = candidates[0] if candidates else None
-            decl = self._declaration(entry, unit) if entry is not None else None
-            if decl is None:
-                log.debug("%s: no DWARF declaration for %s in %s", self.image.path, sym.name, unit_path)
-                continue
-            out[sym.index] = SourceLoc(decl[0], decl[1], unit_path)
-        self._place_merged_statics([s for s in syms if s.index not in out], entries, unit, out)
-        return out
+            if entry is not None:
+                picked[sym.index] = entry
+        return entries, picked
+
+    def functions(self, syms: list[Symbol]) -> dict[int, Entry]:
+        """The DW_TAG_subprogram DIE of each function symbol found (as locate() finds it), by
+        symbol index: where its signature is read (signature.py)."""
+        by_unit: dict[int, list[Symbol]] = {}
+        units: dict[int, Unit] = {}
+        for sym in syms:
+            unit = self.function_unit(self.image.address(sym)) if sym.is_text else None
+            if unit is not None:
+                units[unit.offset] = unit
+                by_unit.setdefault(unit.offset, []).append(sym)
+        found: dict[int, Entry] = {}
+        try:
+            for offset in sorted(by_unit):
+                found.update(self._pick_entries(units[offset], by_unit[offset])[1])
+        except (IndexError, struct.error) as e:
+            raise KasaliasError(f"{self.image.path}: malformed DWARF ({e})") from None
+        return found
+
+    def die(self, offset: int) -> Entry | None:
+        """The DIE at .debug_info ``offset``, whatever its tag."""
+        unit = self._unit_containing(offset)
+        got = self.reader(unit).die_at(offset) if unit is not None else None
+        return got[0] if got is not None else None
+
+    def children(self, offset: int, tags: tuple[int, ...]) -> list[Entry]:
+        """The leading children of the DIE at ``offset`` with a tag in ``tags`` (UnitReader.children)."""
+        unit = self._unit_containing(offset)
+        return self.reader(unit).children(offset, tags) if unit is not None else []
 
     def _place_merged_statics(self, syms: list[Symbol], entries: list[Entry], unit: Unit,
                               out: dict[int, SourceLoc]) -> None:

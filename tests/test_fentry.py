@@ -1,0 +1,137 @@
+"""BTF FUNCs for aliased copies (kasalias.fentry, kasalias.signature) on real gcc + pahole output.
+
+Three static functions named dup in three units of one relocatable object (as a module is
+linked), with three signatures: two differ in types, two in parameter names only. pahole writes
+the object's BTF; kasalias appends a FUNC per copy, named from its alias, whose FUNC_PROTO must
+be that copy's signature, read back from the bytes written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from kasalias.btf import FUNC_STATIC, KIND_FUNC, Btf
+from kasalias.fentry import append_copy_funcs
+from kasalias.signature import BtfTypes
+from kasalias.srcloc import DwarfSource, PathMapper
+from kasalias.symbols import ElfImage
+
+SOURCES = {
+    "a.c": "struct foo { int x; };\n"
+           "static int __attribute__((noinline, noipa)) dup(struct foo *f, int n) { return f->x + n; }\n"
+           "int use_a(struct foo *f) { return dup(f, 1); }\n",
+    "b.c": "static long __attribute__((noinline, noipa)) dup(const char *s, ...) { return s[0]; }\n"
+           "long use_b(const char *s) { return dup(s, 1); }\n",
+    "c.c": "struct foo { int x; };\n"
+           "typedef unsigned long ulong_t;\n"
+           "static int __attribute__((noinline, noipa)) dup(struct foo *g, int m) { return g->x - m; }\n"
+           "static ulong_t __attribute__((noinline, noipa)) one(void) { return 1; }\n"
+           "int use_c(struct foo *f) { return dup(f, 2) + one(); }\n",
+    # a clone: gcc's IPA-SRA drops the unused argument and names the copy dup.isra.0
+    "d.c": "struct foo { int x; };\n"
+           "static int __attribute__((noinline)) dup(struct foo *f, int unused) { return f->x; }\n"
+           "int use_d(struct foo *f) { return dup(f, 3); }\n",
+}
+EXPECTED = {  # alias -> (signature in signature.py's form, parameter names)
+    "dup@a_c_2": ("F(I:int;P(S:foo),I:int)", ("f", "n")),
+    "dup@b_c_1": ("F(I:long int;P(C(I:char)),...)", ("s", "")),
+    "dup@c_c_3": ("F(I:int;P(S:foo),I:int)", ("g", "m")),
+    "one@c_c_4": ("F(T:ulong_t;)", ()),
+}
+
+
+def _run(*cmd: object) -> None:
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    assert proc.returncode == 0, f"{cmd}: {proc.stdout}{proc.stderr}"
+
+
+@pytest.fixture(scope="module")
+def obj(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (shutil.which("gcc") and shutil.which("pahole")):
+        pytest.skip("gcc or pahole not installed (tools/setup installs them)")
+    d = tmp_path_factory.mktemp("fentry")
+    for name, src in SOURCES.items():
+        (d / name).write_text(src)
+        _run("gcc", "-g", "-O2", "-c", d / name, "-o", d / name.replace(".c", ".o"))
+    _run("ld", "-r", "-o", d / "mod.o", *(d / n.replace(".c", ".o") for n in SOURCES))
+    _run("pahole", "-J", d / "mod.o")
+    return d / "mod.o"
+
+
+def _btf(path: Path) -> bytes:
+    with path.open("rb") as f:
+        sec = ELFFile(f).get_section_by_name(".BTF")
+        assert sec is not None
+        return bytes(sec.data())
+
+
+def _picks(img: ElfImage) -> list:
+    """Each dup and one with the alias naming would give it (file and line)."""
+    by_file = {}
+    for s in img.symbols:
+        if s.name.split(".")[0] in ("dup", "one") and s.is_text:
+            file = img.file_groups()[s.group]
+            line = {"a.c": 2, "b.c": 1, "c.c": 3 if s.name == "dup" else 4, "d.c": 2}[file]
+            by_file[(s.name, file)] = (s, f"{s.name.split('.')[0]}@{file.replace('.', '_')}_{line}")
+    return list(by_file.values())
+
+
+def test_each_copy_gets_a_func_with_its_own_signature(obj: Path) -> None:
+    with ElfImage(obj) as img, DwarfSource(img, PathMapper(str(obj.parent), str(obj.parent))) as dwarf:
+        picks = _picks(img)
+        assert len(picks) == 5, [a for _s, a in picks]
+        out, problems = append_copy_funcs(dwarf, picks, Btf(_btf(obj)))
+    new = Btf(out)  # parsed again: the kernel's checks of btf.py
+    types = BtfTypes(new)
+    for alias, (form, names) in EXPECTED.items():
+        funcs = new.find_funcs(alias.replace("@", "."))
+        assert len(funcs) == 1 and funcs[0].kind == KIND_FUNC and funcs[0].vlen == FUNC_STATIC, alias
+        proto = new.proto(funcs[0].size_or_type)
+        assert types.render(proto.id) == form, alias
+        assert tuple(p.name for p in proto.params) == names, alias
+    # the clone is named and reported, not given its declaration's proto
+    assert not new.find_funcs("dup.d_c_2")
+    assert [p for p in problems if "dup@d_c_2" in p and "clone" in p], problems
+    assert len(problems) == 1, problems
+
+
+def test_same_types_other_names_is_another_proto(obj: Path) -> None:
+    """a.c's and c.c's dup have one type signature and other parameter names: fentry's args
+    are by name, so each has its own proto."""
+    with ElfImage(obj) as img, DwarfSource(img, PathMapper(str(obj.parent), str(obj.parent))) as dwarf:
+        out, _problems = append_copy_funcs(dwarf, _picks(img), Btf(_btf(obj)))
+    new = Btf(out)
+    a, c = (new.find_funcs(n)[0].size_or_type for n in ("dup.a_c_2", "dup.c_c_3"))
+    assert a != c
+    assert [p.type_id for p in new.proto(a).params] == [p.type_id for p in new.proto(c).params]
+
+
+def test_appending_is_deterministic(obj: Path) -> None:
+    with ElfImage(obj) as img, DwarfSource(img, PathMapper(str(obj.parent), str(obj.parent))) as dwarf:
+        picks = _picks(img)
+        first = append_copy_funcs(dwarf, picks, Btf(_btf(obj)))
+        second = append_copy_funcs(dwarf, list(reversed(picks)), Btf(_btf(obj)))
+    assert first == second
+
+
+def test_bpftool_reads_the_funcs(obj: Path, tmp_path: Path) -> None:
+    """libbpf's reader (bpftool, tools/setup installs it) takes the written BTF and lists each
+    FUNC on the proto kasalias chose."""
+    if shutil.which("bpftool") is None:
+        pytest.skip("bpftool not installed (tools/setup installs it)")
+    with ElfImage(obj) as img, DwarfSource(img, PathMapper(str(obj.parent), str(obj.parent))) as dwarf:
+        out, _problems = append_copy_funcs(dwarf, _picks(img), Btf(_btf(obj)))
+    (tmp_path / "btf.bin").write_bytes(out)
+    proc = subprocess.run(["bpftool", "btf", "dump", "file", str(tmp_path / "btf.bin"), "format", "raw"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    new = Btf(out)
+    for alias in EXPECTED:
+        name = alias.replace("@", ".")
+        func = new.find_funcs(name)[0]
+        assert f"[{func.id}] FUNC '{name}' type_id={func.size_or_type} linkage=static" in proc.stdout
