@@ -160,7 +160,23 @@ class BtfTypes:
             # A forward declaration and the full type are one type for a parameter: prefer
             # a chain that ends in the full type.
             ids = [i for i in ids if not self._ends_in_fwd(i)] or ids
+        if len(ids) > 1 and len({self._expanded(i) for i in ids} - {None}) == 1 and self._expanded(ids[0]):
+            ids = ids[:1]  # typedefs of one name for the same type (BTF keeps both): the same type
         return ids[0] if len(ids) == 1 else None
+
+    def _expanded(self, type_id: int, depth: int = 0) -> str | None:
+        """The string form with typedefs followed to what they name."""
+        if type_id == 0:
+            return VOID
+        t = self.btf.type_by_id(type_id)
+        if depth >= _DEPTH:
+            return None
+        if t.kind == KIND_TYPEDEF or t.kind == KIND_TYPE_TAG:
+            return self._expanded(t.size_or_type, depth + 1)
+        if t.kind in _BTF_WRAPPERS:
+            inner = self._expanded(t.size_or_type, depth + 1)
+            return f"{_BTF_WRAPPERS[t.kind]}({inner})" if inner is not None else None
+        return self.render(type_id)
 
     def _ends_in_fwd(self, type_id: int) -> bool:
         for _ in range(_DEPTH):
