@@ -119,9 +119,29 @@ def cmd_syms(args: argparse.Namespace) -> int:
     from kasalias.fsutil import check_output
     from kasalias.syms import add_aliases
 
-    check_output(args.output, args.input, args.image, args.aliases)
-    n = add_aliases(args.input, args.image, AliasTable.read(args.aliases), args.output)
+    check_output(args.output, args.input, args.image, args.aliases, args.btf)
+    btf_funcs = frozenset()
+    if args.btf is not None:
+        from kasalias.fentry import copy_func_names
+
+        btf_funcs = copy_func_names(args.btf)
+    n = add_aliases(args.input, args.image, AliasTable.read(args.aliases), args.output, btf_funcs)
     _log().info("%s: %d aliases added", args.output, n)
+    return 0
+
+
+def cmd_btf(args: argparse.Namespace) -> int:
+    from kasalias.aliastable import AliasTable
+    from kasalias.fentry import vmlinux_copy_funcs
+    from kasalias.fsutil import check_output
+
+    check_output(args.output, args.input, args.dwarf, args.aliases)
+    added, problems = vmlinux_copy_funcs(args.input, args.output, args.dwarf, AliasTable.read(args.aliases),
+                                         _paths_mapper(args))
+    for p in problems:  # compiler clones, mostly: expected on every kernel, so not warnings
+        _log().info("%s", p)
+    _log().info("%s: %d BTF FUNCs added (fentry/fexit on one copy), %d copies left out", args.output, added,
+                len(problems))
     return 0
 
 
@@ -243,7 +263,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
         found = targets_from_index(index, kernel, args.alias)
     else:  # the kernel lists the aliases
         found = targets(kernel.lines, args.alias, kernel.where)
-    sys.stdout.write("".join(line + "\n" for line in probes(args.tool, found, args.ret, args.tracefs)))
+    lines = probes(args.tool, found, args.ret, args.tracefs)
+    if args.traceable_functions is not None:
+        from kasalias.fsutil import write_atomic
+        from kasalias.probe import traceable_functions
+
+        if args.tool != "bpftrace-fentry":
+            raise KasaliasError("--traceable-functions goes with --for bpftrace-fentry")
+        write_atomic(args.traceable_functions, traceable_functions(found, args.tracefs))
+    sys.stdout.write("".join(line + "\n" for line in lines))
     return 0
 
 
@@ -401,9 +429,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("syms", help="a mksysmap .syms file -> a NEW one with alias lines, for scripts/kallsyms")
     p.add_argument("--aliases", type=Path, required=True, help="modules.symalias from 'kasalias analyze'")
     p.add_argument("--image", type=Path, required=True, help="the image the .syms file was made from")
+    p.add_argument("--btf", type=Path, help="vmlinux's BTF as 'kasalias btf' wrote it: each alias whose BTF "
+                   "spelling is a FUNC there gets that name too (fentry/fexit find the copy by it)")
     p.add_argument("input", type=Path, help="the .syms file (not modified)")
     p.add_argument("output", type=Path, help="the new file")
     p.set_defaults(func=cmd_syms)
+
+    p = command("btf", help="vmlinux's BTF -> a NEW one with a FUNC for each aliased function copy, named as "
+                "its alias with '.' for '@' (fentry/fexit on one copy)")
+    p.add_argument("--aliases", type=Path, required=True, help="modules.symalias from 'kasalias analyze'")
+    p.add_argument("--dwarf", type=Path, required=True,
+                   help="the image pahole read (or vmlinux.o): each copy's signature comes from its DWARF")
+    p.add_argument("--srctree", type=Path, help="the kernel source tree")
+    p.add_argument("--objtree", type=Path, help="the build directory")
+    p.add_argument("input", type=Path, help="raw BTF (pahole's detached output) or an object file with a .BTF "
+                   "section (not modified)")
+    p.add_argument("output", type=Path, help="the new file, raw BTF (objcopy --update-section .BTF=OUTPUT puts it "
+                   "in an object file)")
+    p.set_defaults(func=cmd_btf)
 
     p = command("report", help="duplicated names of a built kernel, their sources and aliases")
     p.add_argument("--vmlinux", type=Path, required=True, help="vmlinux with DWARF (e.g. from a -dbg package)")
@@ -443,7 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
                 description="Prints, one per line, the probe that TOOL takes for each alias: kprobe: a "
                 "kprobe_events line; bpftrace: a kprobe probe; perf: 'perf probe' arguments; ftrace: the "
                 "number set_ftrace_filter takes for that copy (ftrace matches names by the original's, never "
-                "an alias). A pattern (name_show@*) stands for every alias it matches. With --index, on a "
+                "an alias); bpftrace-fentry: bpftrace's fentry probe on the copy's BTF FUNC (--return: "
+                "fexit). A pattern (name_show@*) stands for every alias it matches. With --index, on a "
                 "kernel built without the aliases, the copies are found through the index and named by "
                 "address.")
     p.add_argument("--for", dest="tool", required=True, choices=TOOLS, help="the tracer")
@@ -451,6 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--return", dest="ret", action="store_true", help="the return probe (kretprobe), not the entry")
     p.add_argument("--tracefs", type=Path, help="--for ftrace: where tracefs is mounted (default: "
                    "/sys/kernel/tracing, then /sys/kernel/debug/tracing)")
+    p.add_argument("--traceable-functions", type=Path, metavar="FILE",
+                   help="--for bpftrace-fentry: also write FILE, available_filter_functions and these copies' "
+                   "fentry names, for bpftrace 0.25+'s --traceable-functions FILE (it attaches fentry only to "
+                   "functions that list names)")
     p.add_argument("alias", nargs="+", help="an alias, or a shell pattern over aliases, e.g. 'name_show@*'")
     p.set_defaults(func=cmd_probe)
 

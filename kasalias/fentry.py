@@ -16,14 +16,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kasalias.btf import Btf, BtfAppender, alias_btf_name
+from kasalias.aliastable import VMLINUX
+from kasalias.btf import KIND_FUNC, Btf, BtfAppender, alias_btf_name
 from kasalias.errors import KasaliasError
+from kasalias.fsutil import read_input, write_atomic
 from kasalias.signature import BtfTypes, ProtoMaker, dwarf_signature
-from kasalias.srcloc import base_name
+from kasalias.srcloc import DwarfSource, base_name
+from kasalias.symbols import ElfImage
 
 if TYPE_CHECKING:
-    from kasalias.srcloc import DwarfSource
+    from kasalias.aliastable import AliasTable
+    from kasalias.fsutil import StrPath
+    from kasalias.srcloc import PathMapper
     from kasalias.symbols import Symbol
+
+_ELF_MAGIC = b"\x7fELF"
 
 
 def append_copy_funcs(dwarf: DwarfSource, picks: list[tuple[Symbol, str]], btf: Btf) -> tuple[bytes, list[str]]:
@@ -55,3 +62,40 @@ def append_copy_funcs(dwarf: DwarfSource, picks: list[tuple[Symbol, str]], btf: 
         except KasaliasError as e:
             problems.append(f"{where}: {alias}: {e}: no BTF FUNC")
     return app.to_bytes(), problems
+
+
+# ---------------------------------------------------------------------------
+# vmlinux's BTF at its link (the `btf` verb; NOTES.md "fentry/fexit on one copy")
+
+
+def read_btf_file(path: StrPath) -> bytes:
+    """The BTF in ``path``: a raw BTF file (pahole's detached output, Linux 7.x's gen-btf.sh)
+    or an object file's ``.BTF`` section (6.x's ``.btf.o``)."""
+    data = read_input(path)
+    if not data.startswith(_ELF_MAGIC):
+        return data
+    with ElfImage(path) as img:
+        sec = img.section_by_name(".BTF")
+        if sec is None:
+            raise KasaliasError(f"{path}: no .BTF section")
+        return bytes(img.section_view(sec))
+
+
+def vmlinux_copy_funcs(src: StrPath, dst: StrPath, dwarf_path: StrPath, table: AliasTable,
+                       paths: PathMapper) -> tuple[int, list[str]]:
+    """Write ``dst``, raw BTF: vmlinux's BTF ``src`` (see :func:`read_btf_file`) with a FUNC for each aliased function copy of ``table`` that can have one, its
+    signature read from ``dwarf_path`` (the image pahole read, or vmlinux.o). Returns how many
+    FUNCs were added and the reasons for the copies left out."""
+    btf = Btf(read_btf_file(src), what=f"{src}: .BTF")
+    with ElfImage(dwarf_path) as img, DwarfSource(img, paths) as dwarf:
+        pairs = table.by_key(VMLINUX, img.symbols, img.file_groups(), img.hidden_symbols())
+        picks = [(sym, row.alias) for row, sym in pairs if sym is not None]
+        out, problems = append_copy_funcs(dwarf, picks, btf)
+    write_atomic(dst, out)
+    return sum(1 for sym, _alias in picks if sym.is_text) - len(problems), problems
+
+
+def copy_func_names(path: StrPath) -> frozenset[str]:
+    """The FUNC names of the BTF in ``path`` (raw or an object file's ``.BTF``)."""
+    return frozenset(t.name for t in Btf(read_btf_file(path), what=f"{path}: .BTF").types
+                     if t.kind == KIND_FUNC and t.name)

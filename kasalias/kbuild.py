@@ -14,7 +14,9 @@ series are in the series registry, kasalias/series.py; NOTES.md, "Kernel hooks")
 - scripts/link-vmlinux.sh: the analysis once, first thing, in the background
   beside the steps up to the first temporary link;
   in kallsyms(), a NEW ``.syms.aliased`` file for scripts/kallsyms (the
-  ``.syms`` file and the System.map check stay as they are).
+  ``.syms`` file and the System.map check stay as they are);
+  with BTF, a NEW BTF object with a FUNC per aliased function copy, linked
+  instead of pahole's (6.x; 7.x: scripts/gen-btf.sh, before resolve_btfids).
 - scripts/Makefile.vmlinux: ``KAS_ALIAS=1`` (or ``first``) in the saved command
   of link_vmlinux, so that toggling it relinks vmlinux.
 - Makefile: with KAS_ALIAS=1, modules after vmlinux (as for module BTF);
@@ -71,18 +73,60 @@ if [ -n "${kasalias_on}" ]; then
 		$([ "${KAS_ALIAS}" = first ] && echo --alias-first) --cache .kasalias.cache -o . &
 	kasalias_pid=$!
 fi
+kasalias_wait()
+{
+	if [ -n "${kasalias_pid}" ]; then
+		wait "${kasalias_pid}" || return 1
+		kasalias_pid=
+	fi
+}
+# ${1}.aliased: the BTF object ${1} with a FUNC for each aliased copy of a function (fentry/fexit),
+# its signature read from the DWARF of ${2}, the image pahole read
+kasalias_btf()
+{
+	kasalias_wait || return 1
+	info KASALIAS "${1}.aliased"
+	${OBJCOPY} --dump-section .BTF="${1}.BTF" "${1}" || return 1
+	${KASALIAS_PYTHON:-${PYTHON3}} -m kasalias btf --aliases modules.symalias --dwarf "${2}" \\
+		--srctree "${srctree}" "${1}.BTF" "${1}.BTF.aliased" || return 1
+	${OBJCOPY} --update-section .BTF="${1}.BTF.aliased" "${1}" "${1}.aliased" 2>/dev/null
+}
 """
+# with vmlinux's BTF, each copy with a FUNC also gets the FUNC's name (what fentry looks up)
 _SYMS = """\
 	if [ -n "${kasalias_on}" ] && [ -s "${1}" ]; then
-		if [ -n "${kasalias_pid}" ]; then
-			wait "${kasalias_pid}" || exit 1
-			kasalias_pid=
-		fi
+		kasalias_wait || exit 1
 		info KASALIAS "${1}.aliased"
-		${KASALIAS_PYTHON:-${PYTHON3}} -m kasalias syms --aliases modules.symalias --image "${1%.syms}" "${1}" "${1}.aliased"
+		${KASALIAS_PYTHON:-${PYTHON3}} -m kasalias syms --aliases modules.symalias --image "${1%.syms}" \\
+			$([ -z "${btf_vmlinux_bin_o}" ] || echo --btf "${btf_vmlinux_bin_o}") "${1}" "${1}.aliased"
 		set -- "${1}.aliased" "${2}"
 	fi
 """
+# vmlinux's BTF (series.BtfHook): the object file btf_vmlinux_bin_o names, in gen_btf() (6.x), whose
+# ${1} is the image pahole read
+_BTF_OBJECT = """\
+	if [ -n "${kasalias_on}" ]; then
+		kasalias_btf "${btf_vmlinux_bin_o}" "${1}" || return 1
+		btf_vmlinux_bin_o=${btf_vmlinux_bin_o}.aliased
+	fi
+"""
+# 7.x: scripts/gen-btf.sh is a process of its own: link-vmlinux.sh waits for the analysis first
+_BTF_WAIT = """\
+if [ -n "${kasalias_on}" ]; then
+	kasalias_wait || exit 1
+fi
+export KASALIAS_BTF="${kasalias_on}"
+"""
+# ... and gen-btf.sh adds the FUNCs to vmlinux's raw BTF before resolve_btfids sorts it (modules: none)
+_BTF_RAW = """\
+	if [ -z "${BTF_BASE}" ] && [ -n "${KASALIAS_BTF:-}" ]; then
+		printf "  %-7s %s\\n" KASALIAS "${btf1}.aliased"
+		${KASALIAS_PYTHON:-${PYTHON3}} -m kasalias btf --aliases modules.symalias --dwarf "${ELF_FILE}" \\
+			--srctree "${srctree}" "${btf1}" "${btf1}.aliased"
+		btf1=${btf1}.aliased
+	fi
+"""
+_BTF_BLOCKS = {"object": _BTF_OBJECT, "wait": _BTF_WAIT, "raw": _BTF_RAW}
 # The build stops at once (not at the vmlinux link) when the config lacks what the analysis reads.
 _TOP = """\
 ifneq ($(filter-out 0 1 first,$(KAS_ALIAS)),)
@@ -171,6 +215,7 @@ def hooks_for(version: tuple[int, int], as_series: tuple[int, int] | None = None
         Hook("scripts/Makefile.modinst", series.modinst_anchor, "before", _MODINST,
              _modinst_replacement(series.modinst_anchor)),
         Hook(series.headers_script, series.headers_anchor, where, headers_text, headers_line),
+        *(Hook(h.file, h.anchor, h.where, _BTF_BLOCKS[h.block]) for h in series.btf_hooks),
     ]
 
 

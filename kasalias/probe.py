@@ -21,6 +21,14 @@ with ``KAS_ALIAS=1`` (tests/test_tracers.py shows each on a booted kernel, NOTES
   address by it; elsewhere the line number of the copy in available_filter_functions
   (``echo N > set_ftrace_filter``, Linux 6.5+: read from available_filter_functions_addrs).
 - fprobe (``dynamic_events``, ``f:``): takes the name ftrace gives the address only.
+- bpftrace's fentry/fexit (``bpftrace-fentry``): the copy's BTF FUNC, which a kernel built
+  with BTF and ``KAS_ALIAS`` has under the alias spelled with ``.`` for ``@``, a kallsyms
+  name of the copy too (kasalias/fentry.py). bpftrace (every version) attaches fentry only
+  to a FUNC that available_filter_functions lists, which names the copy by its alias or its
+  original: bpftrace 0.17 to 0.24 take an exact name anyway, 0.25 and newer need
+  ``--traceable-functions FILE``, which ``--traceable-functions`` writes here
+  (available_filter_functions and the copies' FUNC names). bpftrace 0.17 spells the probe
+  ``kfunc:``/``kretfunc:`` (an alias of ``fentry:``/``fexit:`` in later versions).
 
 On a kernel built without the aliases (a distribution's, with ``--index`` from its debug
 package: kasalias/index.py) the copies are found by the index and named by address, which
@@ -41,7 +49,7 @@ from kasalias.errors import KasaliasError
 from kasalias.aliastable import VMLINUX
 from kasalias.index import Index, KallsymsLine, Kernel
 
-TOOLS = ("kprobe", "bpftrace", "perf", "ftrace", "fprobe")
+TOOLS = ("kprobe", "bpftrace", "perf", "ftrace", "fprobe", "bpftrace-fentry")
 TRACEFS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 FPROBE_GROUP = "kasalias_fprobe"
 MAX_EVENT_NAME = 63  # the kernel's MAX_EVENT_NAME_LEN (64) less the terminating NUL
@@ -59,6 +67,7 @@ class Target:
     address: int
     by_address: bool = False  # the kernel lists no alias: tools get the address
     ftrace_name: bool = False  # the alias is the first name at its address: what ftrace lists
+    fentry_name: str = ""  # the copy's BTF FUNC, a kallsyms name at its address too ("": none)
 
 
 def select(items: Sequence[T], name: Callable[[T], str], patterns: list[str], where: str, empty: str = "") -> list[T]:
@@ -85,10 +94,18 @@ def targets(lines: list[KallsymsLine], patterns: list[str], where: str) -> list[
     # kallsyms lists vmlinux in its sorted order and a module in its symbol-table order: the
     # first line at an address is the name the kernel gives it
     first: dict[tuple[int, str], str] = {}
+    dotted: set[tuple[int, str, str]] = set()  # the BTF FUNCs' names (no '@') of the chosen copies
+    wanted = {(l.address, l.module, l.name.replace("@", ".")) for l in chosen}
     for l in lines:
         first.setdefault((l.address, l.module), l.name)
-    return [Target(l.name, l.module, l.address, ftrace_name=first[(l.address, l.module)] == l.name)
-            for l in chosen]
+        if (l.address, l.module, l.name) in wanted:
+            dotted.add((l.address, l.module, l.name))
+    out = []
+    for l in chosen:
+        fentry = l.name.replace("@", ".")
+        out.append(Target(l.name, l.module, l.address, ftrace_name=first[(l.address, l.module)] == l.name,
+                          fentry_name=fentry if (l.address, l.module, fentry) in dotted else ""))
+    return out
 
 
 def targets_from_index(index: Index, kernel: Kernel, patterns: list[str]) -> list[Target]:
@@ -134,6 +151,13 @@ def spec(tool: str, t: Target, ftrace_index: dict[tuple[int, str], int] | None =
                                 "it the original's (built without 'make KAS_ALIAS=first'): use --for kprobe")
         # its own group: an fprobe and a kprobe event of one name cannot both be in one group
         return f"f:{FPROBE_GROUP}/{event} {t.alias}{'%return' if ret else ''}"
+    if tool == "bpftrace-fentry":
+        if not t.fentry_name:
+            raise KasaliasError(f"{t.alias}: this copy has no BTF FUNC (kallsyms lists no "
+                                f"{t.alias.replace('@', '.')}): fentry needs a kernel built with 'make KAS_ALIAS=1' "
+                                "(or first) and CONFIG_DEBUG_INFO_BTF, and a copy whose signature BTF can name "
+                                "(not a compiler clone); use --for bpftrace (a kprobe)")
+        return f"{'fexit' if ret else 'fentry'}:{t.module or 'vmlinux'}:{t.fentry_name}"
     if tool == "ftrace":
         assert not ret
         if t.ftrace_name:
@@ -163,28 +187,42 @@ def probes(tool: str, found: list[Target], ret: bool = False, tracefs: Path | No
     return [spec(tool, t, index, ret) for t in found]
 
 
-def ftrace_index(tracefs: Path | None) -> dict[tuple[int, str], int]:
-    """(address, module) -> line number in available_filter_functions, which is the number
-    set_ftrace_filter takes, from available_filter_functions_addrs ('ADDR NAME [MOD]')."""
+def _tracefs_file(tracefs: Path | None, name: str, what: str) -> tuple[Path, bytes]:
+    """A tracefs file's path and bytes, from ``tracefs`` or the usual mount points."""
     dirs = [tracefs] if tracefs else list(TRACEFS)
     for d in dirs:
-        path = d / "available_filter_functions_addrs"
+        path = d / name
         try:
-            data = path.read_bytes()
+            return path, path.read_bytes()
         except FileNotFoundError:
             continue
         except OSError as e:
             raise KasaliasError(f"{path}: cannot read: {e.strerror}") from None
-        out: dict[tuple[int, str], int] = {}
-        for n, raw in enumerate(data.decode("utf-8", "surrogateescape").splitlines(), 1):
-            f = raw.split()
-            try:
-                address = int(f[0], 16)
-            except (IndexError, ValueError):
-                raise KasaliasError(f"{path}:{n}: not an 'ADDRESS NAME [MODULE]' line") from None
-            module = f[2][1:-1] if len(f) > 2 and f[2].startswith("[") else ""
-            out.setdefault((address, module), n)
-        return out
     where = " or ".join(str(d) for d in dirs)
-    raise KasaliasError(f"no available_filter_functions_addrs in {where}: mount tracefs there "
-                        "(mount -t tracefs nodev /sys/kernel/tracing); the file exists from Linux 6.5")
+    raise KasaliasError(f"no {name} in {where}: mount tracefs there (mount -t tracefs nodev /sys/kernel/tracing)"
+                        + what)
+
+
+def traceable_functions(found: list[Target], tracefs: Path | None) -> bytes:
+    """available_filter_functions with a line for each copy's fentry name ("NAME [MOD]"):
+    the list bpftrace 0.25+ reads with --traceable-functions, where fentry names must be."""
+    _path, data = _tracefs_file(tracefs, "available_filter_functions", "")
+    extra = "".join(f"{t.fentry_name} [{t.module}]\n" if t.module else f"{t.fentry_name}\n"
+                    for t in found if t.fentry_name)
+    return data + extra.encode()
+
+
+def ftrace_index(tracefs: Path | None) -> dict[tuple[int, str], int]:
+    """(address, module) -> line number in available_filter_functions, which is the number
+    set_ftrace_filter takes, from available_filter_functions_addrs ('ADDR NAME [MOD]')."""
+    path, data = _tracefs_file(tracefs, "available_filter_functions_addrs", "; the file exists from Linux 6.5")
+    out: dict[tuple[int, str], int] = {}
+    for n, raw in enumerate(data.decode("utf-8", "surrogateescape").splitlines(), 1):
+        f = raw.split()
+        try:
+            address = int(f[0], 16)
+        except (IndexError, ValueError):
+            raise KasaliasError(f"{path}:{n}: not an 'ADDRESS NAME [MODULE]' line") from None
+        module = f[2][1:-1] if len(f) > 2 and f[2].startswith("[") else ""
+        out.setdefault((address, module), n)
+    return out

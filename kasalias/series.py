@@ -85,6 +85,20 @@ class Kallsyms:
 
 
 @dataclass(frozen=True)
+class BtfHook:
+    """One place where vmlinux's BTF takes kasalias' FUNCs (fentry/fexit on one copy): after
+    pahole wrote it, before anything that sorts it or reads its ids. ``block`` names the text
+    (kbuild.py): "object" runs 'kasalias btf' on the object file ``btf_vmlinux_bin_o`` names;
+    "wait" (link-vmlinux.sh) waits for the analysis and exports KASALIAS_BTF for "raw", which
+    runs it on scripts/gen-btf.sh's raw BTF ``btf1``."""
+
+    file: str
+    anchor: str
+    where: str  # "before" or "after"
+    block: str  # "object", "wait" or "raw"
+
+
+@dataclass(frozen=True)
 class Series:
     """What kasalias reads that differs between kernel series; everything else is common."""
 
@@ -106,6 +120,7 @@ class Series:
     # is_mapping_symbol()); see loader_rules.module_lookup_ignores.
     mapping_symbols: str
     device_table: str  # a regex of the names MODULE_DEVICE_TABLE() gives its table
+    btf_hooks: tuple[BtfHook, ...]  # where vmlinux's BTF takes kasalias' FUNCs
     # The first version this entry stands for when that version is not registered
     # (stand_in()); None: its own.
     stands_for: Version | None = None
@@ -235,6 +250,9 @@ register(Series(
     loader_unallocated=_UNALLOCATED_6,
     mapping_symbols="arm",
     device_table=_DEVICE_TABLE_6,
+    # gen_btf() ends by making ${2}, the .btf.vmlinux.bin.o btf_vmlinux_bin_o names, an ET_REL
+    btf_hooks=(BtfHook("scripts/link-vmlinux.sh",
+                       'printf "${et_rel}" | dd of=${2} conv=notrunc bs=1 seek=16 status=none', "after", "object"),),
 ))
 register(Series(
     version=(6, 12),
@@ -257,6 +275,8 @@ register(Series(
     loader_unallocated=_UNALLOCATED_6,
     mapping_symbols="generic",
     device_table=_DEVICE_TABLE_6,
+    # gen_btf() (6.12: on .tmp_vmlinux1) ends by naming its object in btf_vmlinux_bin_o
+    btf_hooks=(BtfHook("scripts/link-vmlinux.sh", "btf_vmlinux_bin_o=${btf_data}", "after", "object"),),
     stands_for=(6, 4),  # the kallsyms rules took 6.12's form in 6.4
 ))
 _SERIES_7_2 = register(Series(
@@ -267,7 +287,9 @@ _SERIES_7_2 = register(Series(
          "__version_ext_crcs and __version_ext_names",
          "Linux 6.18, Alexey Gladkov's 'Add generated modalias to modules.builtin.modinfo' series: "
          "MODULE_DEVICE_TABLE() names its table __mod_device_table__*, MODULE_INFO() makes "
-         "__UNIQUE_ID_modinfo_N, and scripts/mksysmap drops both (Debian 7.2.13)"),
+         "__UNIQUE_ID_modinfo_N, and scripts/mksysmap drops both (Debian 7.2.13)",
+         "between 6.12 and 7.2: link-vmlinux.sh makes vmlinux's BTF with scripts/gen-btf.sh (2025), where "
+         "pahole writes raw BTF that resolve_btfids then sorts (Debian 7.2.13)"),
     modfinal_anchor="__modfinal: $(modules:%.o=%.ko)",
     modfinal_kos="$(modules:%.o=%.ko)",
     modinst_anchor="$(dst)/%.ko: %.ko FORCE",
@@ -278,6 +300,11 @@ _SERIES_7_2 = register(Series(
     loader_unallocated=(*_UNALLOCATED_6, "__version_ext_crcs", "__version_ext_names"),
     mapping_symbols="generic",
     device_table=r"^__mod_device_table__",
+    # scripts/gen-btf.sh (its own process) runs pahole into a raw ${btf1}, then resolve_btfids, which
+    # sorts it (7.3 also deduplicates) and writes .BTF_ids: the FUNCs go in between
+    btf_hooks=(BtfHook("scripts/link-vmlinux.sh", "if ! ${CONFIG_SHELL} ${srctree}/scripts/gen-btf.sh .tmp_vmlinux1; then",
+                       "before", "wait"),
+               BtfHook("scripts/gen-btf.sh", '"${ELF_FILE}"', "after", "raw")),
     # 7.x's rules stand for every 7.y, 6.12's for 6.13 to 6.19 (what the analysis always did;
     # tests/test_kallsyms_rules.py holds it), although 6.18 and 6.19 have 7.x's two mksysmap
     # lines: kasalias has read no tree between 6.12 and 7.2 (a registered 6.18 would be exact).

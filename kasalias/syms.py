@@ -8,6 +8,11 @@ same address, letter and leading underscores), and the kernel gives an address
 the first name there. So the table's placement decides: original-first puts the
 alias right after its original (backtraces and ftrace keep the original name),
 alias-first right before it (the alias is the name ftrace and backtraces use).
+
+With vmlinux's BTF (``--btf``), a copy that has a BTF FUNC under its alias' BTF
+spelling (kasalias.fentry: ``type_show.net_core_net_sysfs_c_116``) also gets that
+name, right after its alias: the kernel finds an fentry/fexit target's address by
+the FUNC's name, in kallsyms, by exact name.
 """
 
 from __future__ import annotations
@@ -52,8 +57,10 @@ def aliases_by_address(image: Path, table: AliasTable) -> dict[tuple[int, str], 
     return out
 
 
-def add_aliases(syms_in: Path, image: Path, table: AliasTable, syms_out: Path) -> int:
-    """Write ``syms_out``: ``syms_in`` with alias lines; return how many were added."""
+def add_aliases(syms_in: Path, image: Path, table: AliasTable, syms_out: Path,
+                btf_funcs: frozenset[str] = frozenset()) -> int:
+    """Write ``syms_out``: ``syms_in`` with alias lines, and a line for each alias' BTF
+    spelling that ``btf_funcs`` (vmlinux's BTF FUNC names) holds; return how many were added."""
     data = read_input(syms_in)
     # name -> address -> aliases still to place (an address can hold two copies of a name)
     wanted: dict[bytes, dict[int, list[str]]] = defaultdict(dict)
@@ -74,8 +81,13 @@ def add_aliases(syms_in: Path, image: Path, table: AliasTable, syms_out: Path) -
         if by_addr:
             pending = by_addr.get(int(parts[0], 16))
             if pending:
-                out.append(b"%s %s %s\n" % (parts[0], parts[1], pending.pop(0).encode()))
+                alias = pending.pop(0)
+                out.append(b"%s %s %s\n" % (parts[0], parts[1], alias.encode()))
                 added += 1
+                dotted = alias.replace("@", ".")
+                if dotted in btf_funcs:
+                    out.append(b"%s %s %s\n" % (parts[0], parts[1], dotted.encode()))
+                    added += 1
         if before:
             out.append(line + b"\n")
     if added < total:

@@ -135,3 +135,63 @@ def test_bpftool_reads_the_funcs(obj: Path, tmp_path: Path) -> None:
         name = alias.replace("@", ".")
         func = new.find_funcs(name)[0]
         assert f"[{func.id}] FUNC '{name}' type_id={func.size_or_type} linkage=static" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def linked(obj: Path) -> dict[str, Path]:
+    """A vmlinux-like link of the four units, its BTF as link-vmlinux.sh makes it (6.x: an
+    object file holding .BTF; 7.x: raw), and the analysis' alias table for it."""
+    from conftest import run_kasalias
+
+    d = obj.parent / "linked"
+    d.mkdir()
+    img = d / "vmlinux"
+    _run("ld", "-o", img, "-e", "use_a", *(obj.parent / n.replace(".c", ".o") for n in SOURCES))
+    _run("pahole", "-J", img)
+    btf_o = d / "vmlinux.btf.o"
+    _run("objcopy", "--only-section=.BTF", "--strip-all", img, btf_o)
+    raw = d / "vmlinux.BTF"
+    raw.write_bytes(_btf(img))
+    run_kasalias("analyze", "--vmlinux", img, "--srctree", obj.parent, "-o", d)
+    return {"image": img, "object": btf_o, "raw": raw, "aliases": d / "modules.symalias"}
+
+
+@pytest.mark.parametrize("form", ["object", "raw"])
+def test_btf_verb_adds_a_func_per_copy(linked: dict[str, Path], form: str, tmp_path: Path) -> None:
+    """'kasalias btf' as the link hooks run it: the BTF pahole wrote for the image (6.x's
+    object file, 7.x's raw file) -> raw BTF with each aliased copy's FUNC; the input stays."""
+    from conftest import run_kasalias
+
+    src, out = linked[form], tmp_path / "btf.aliased"
+    before = src.read_bytes()
+    proc = run_kasalias("-v", "btf", "--aliases", linked["aliases"], "--dwarf", linked["image"], "--srctree",
+                        linked["image"].parent.parent, src, out)
+    assert src.read_bytes() == before
+    assert "3 BTF FUNCs added" in proc.stderr, proc.stderr
+    new = Btf(out.read_bytes())
+    types = BtfTypes(new)
+    for alias in ("dup@a_c_2", "dup@b_c_1", "dup@c_c_3"):
+        (func,) = new.find_funcs(alias.replace("@", "."))
+        assert types.render(new.proto(func.size_or_type).id) == EXPECTED[alias][0], alias
+    assert out.read_bytes().startswith(_btf(linked["image"])[:4])
+
+
+def test_syms_names_each_copy_that_has_a_func(linked: dict[str, Path], tmp_path: Path) -> None:
+    """'kasalias syms --btf': the copies with a FUNC get its name in kallsyms too, at the
+    copy's address, right after the alias; the .syms file is not modified."""
+    from conftest import run_kasalias
+
+    btf = tmp_path / "btf.aliased"
+    run_kasalias("btf", "--aliases", linked["aliases"], "--dwarf", linked["image"], linked["raw"], btf)
+    nm = subprocess.run(["nm", "-n", linked["image"]], capture_output=True, text=True, check=True).stdout
+    syms = tmp_path / "vmlinux.syms"
+    syms.write_text("".join(l + "\n" for l in nm.splitlines() if l.split()[1] in "tT"))
+    out = tmp_path / "vmlinux.syms.aliased"
+    run_kasalias("syms", "--aliases", linked["aliases"], "--image", linked["image"], "--btf", btf, syms, out)
+    lines = out.read_text().splitlines()
+    addr = {l.split()[2]: l.split()[0] for l in lines}
+    for alias in ("dup@a_c_2", "dup@b_c_1", "dup@c_c_3"):
+        dotted = alias.replace("@", ".")
+        assert addr[dotted] == addr[alias], alias
+        assert lines[lines.index(f"{addr[alias]} t {alias}") + 1] == f"{addr[alias]} t {dotted}"
+    assert len(lines) == len(syms.read_text().splitlines()) + 6

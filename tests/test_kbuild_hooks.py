@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, fake_kernel_tree, run_kasalias
 from conftest import snapshot as tree_snapshot
 
-FILES = ("Makefile", "scripts/link-vmlinux.sh", "scripts/Makefile.vmlinux", "scripts/Makefile.modfinal",
+FILES = ("Makefile", "scripts/link-vmlinux.sh", "scripts/gen-btf.sh", "scripts/Makefile.vmlinux", "scripts/Makefile.modfinal",
          "scripts/Makefile.modinst", "scripts/package/install-extmod-build", "scripts/package/builddeb")
 
 

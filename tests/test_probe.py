@@ -135,3 +135,25 @@ def test_event_names_are_valid_and_bounded() -> None:
             name = event_name(alias, ret)
             assert len(name) <= MAX_EVENT_NAME and name.replace("_", "a").isalnum()
     assert event_name(long) != event_name(long + "2") and event_name(long) != event_name(long, True)
+
+
+def test_bpftrace_fentry_names_the_copys_btf_func(tmp_path: Path) -> None:
+    """A copy with a BTF FUNC has its name in kallsyms too (the alias with '.' for '@', at the
+    copy's address): fentry/fexit take it; a copy without one is refused with the reason."""
+    net = "type_show@net_core_net_sysfs_c_116"
+    path = tmp_path / "kallsyms"
+    path.write_text(KALLSYMS.replace(f"t {net}\n", f"t {net}\nffffffff81200020 t {net.replace('@', '.')}\n"))
+    assert probe(path, "--for", "bpftrace-fentry", net) == ["fentry:vmlinux:type_show.net_core_net_sysfs_c_116"]
+    assert probe(path, "--for", "bpftrace-fentry", "--return", "type_show@net*") == [
+        "fexit:vmlinux:type_show.net_core_net_sysfs_c_116"]
+    err, rc = probe(path, "--for", "bpftrace-fentry", "type_show@kernel_events_core_c_11671", check=False)
+    assert rc == "1" and "has no BTF FUNC" in err and "\n" not in err
+    # bpftrace 0.25+ attaches fentry only where its traceable list names the function
+    tracefs, listing = tmp_path / "tracing", tmp_path / "traceable"
+    tracefs.mkdir()
+    (tracefs / "available_filter_functions").write_text("type_show\ntype_show\nget_block [minix]\n")
+    assert probe(path, "--for", "bpftrace-fentry", "--tracefs", str(tracefs), "--traceable-functions",
+                 str(listing), net) == ["fentry:vmlinux:type_show.net_core_net_sysfs_c_116"]
+    assert listing.read_text() == "type_show\ntype_show\nget_block [minix]\ntype_show.net_core_net_sysfs_c_116\n"
+    err, rc = probe(path, "--for", "kprobe", "--traceable-functions", str(listing), net, check=False)
+    assert rc == "1" and "goes with --for bpftrace-fentry" in err

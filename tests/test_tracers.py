@@ -69,6 +69,24 @@ def build_kcount(out: Path) -> tuple[Path, Path]:
     return bpf, prog
 
 
+def build_kfentry(out: Path, aliases: Path) -> tuple[Path, Path]:
+    """tests/e2e/tracers/kfentry: SEC("fentry/NAME") programs on the BTF FUNCs of net-sysfs's and
+    perf's type_show, NAME as the build's alias table gives it, '@' spelled '.'."""
+    names = {}
+    for row in aliases.read_text().splitlines():
+        f = row.split("\t")
+        if len(f) > 5 and f[0] == "vmlinux" and f[3] == "type_show":
+            for key, stem in (("NET", "type_show@net_core_net_sysfs_c_"), ("PERF", "type_show@kernel_events_core_c_")):
+                if f[5].startswith(stem):
+                    names[key] = f[5].replace("@", ".")
+    assert set(names) == {"NET", "PERF"}, names
+    bpf, prog = out / "kfentry.bpf.o", out / "kfentry"
+    sh("clang", "-O2", "-g", "-Wall", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu",
+       *(f'-D{k}="{v}"' for k, v in sorted(names.items())), "-c", TRACERS / "kfentry.bpf.c", "-o", bpf)
+    sh("cc", "-O2", "-Wall", "-o", prog, TRACERS / "kfentry.c", "-lbpf")
+    return bpf, prog
+
+
 def parse(log: str) -> TraceGuest:
     g = TraceGuest(log)
     g.targets = g.lines("E2E-TARGET")
@@ -94,6 +112,9 @@ def parse(log: str) -> TraceGuest:
     for line in g.lines("E2E-HITS"):
         tool, alias, n = line.split()[:3]
         g.hits[tool][alias] = int(n)
+    for line in g.lines("E2E-LIBBPF-fentry KFENTRY"):
+        program, n = line.split()
+        g.hits["libbpf-fentry"][program] = int(n)
     return g
 
 
@@ -117,6 +138,7 @@ def trace_kernel(tmp_path_factory: pytest.TempPathFactory) -> TraceKernel:
        "INSTALL_MOD_STRIP=1", TRACE.alias_arg, *TRACE.make_args(), env=TRACE.env())
     tmp = tmp_path_factory.mktemp("tracers")
     bpf, prog = build_kcount(tmp)
+    fentry_bpf, fentry_prog = build_kfentry(tmp, obj / "modules.symalias")
     # kasalias in the guest: this checkout's package, run by the guest's Python (Debian's
     # python3-pyelftools and python3-jinja2 in the root file system)
     wrapper = tmp / "kasalias"
@@ -138,6 +160,7 @@ def trace_kernel(tmp_path_factory: pytest.TempPathFactory) -> TraceKernel:
              (readme, "/kasalias/readme.sh"), (index, "/kasalias/kernel.index"),
              (klp / "kasalias_klp.ko", "/kasalias/kasalias_klp.ko"),
              (bpf, "/kasalias/kcount.bpf.o"), (prog, "/kasalias/kcount"), (wrapper, "/usr/local/bin/kasalias"),
+             (fentry_bpf, "/kasalias/kfentry.bpf.o"), (fentry_prog, "/kasalias/kfentry"),
              (package, "/opt/kasalias/kasalias")]
     return TraceKernel(obj, staging, files)
 
@@ -275,3 +298,37 @@ def test_livepatch_replaces_the_copy_its_alias_names(trace_guest: TraceGuest) ->
     (state,) = [l for l in trace_guest.lines("E2E-KLP") if l.startswith("net=")]
     net, perf = (v.split("=")[1] for v in state.split())
     assert net == "4242" and perf.isdigit() and perf != "4242", state
+
+
+def test_btf_has_a_func_per_copy_and_the_kernel_took_it(trace_guest: TraceGuest) -> None:
+    """vmlinux's BTF holds a static FUNC per aliased copy, named as its alias with '.' for '@',
+    and the same name is in kallsyms at the copy's address; the kernel accepted that BTF at
+    boot (a rejected one would fail every BPF program load: the BPF tools above attached)."""
+    net, perf = trace_guest.targets[:2]
+    btf = "\n".join(trace_guest.lines("E2E-FENTRY-BTF"))
+    for alias in (net, perf):
+        assert re.search(rf"FUNC '{re.escape(alias.replace('@', '.'))}' type_id=\d+ linkage=static", btf), btf
+    kallsyms = trace_guest.lines("E2E-FENTRY-KALLSYMS")
+    by_name = {l.split()[2]: l.split()[0] for l in kallsyms}
+    assert by_name[net.replace("@", ".")] == by_name[net], kallsyms
+    assert not trace_guest.lines("E2E-FENTRY-DMESG"), trace_guest.lines("E2E-FENTRY-DMESG")
+
+
+def test_bpftrace_fentry_and_fexit_on_one_copy(trace_guest: TraceGuest) -> None:
+    """bpftrace's fentry/fexit on the net-sysfs copy's FUNC (kfunc/kretfunc in 0.17), as 'kasalias
+    probe --for bpftrace-fentry' prints it: typed args of that copy (args.dev, a struct device:
+    the bare name's FUNC has reboot.c's (kobj, attr, buf)), 3 calls at entry and at exit; perf's
+    copy counts its own."""
+    out = "\n".join(trace_guest.lines("E2E-BPFTRACE-FENTRY"))
+    assert re.search(r"^@net\[lo\]: 3$", out, re.M), out
+    assert re.search(r"^@netret: 3$", out, re.M), out
+    perf = re.search(r"^@perf: (\d+)$", out, re.M)
+    assert perf and int(perf.group(1)) >= 2, out
+
+
+def test_libbpf_fentry_section_on_one_copy(trace_guest: TraceGuest) -> None:
+    """A libbpf program's SEC("fentry/NAME") and SEC("fexit/NAME") on the net-sysfs copy's
+    FUNC fire on that copy only (3 calls); perf's copy's program counts its own."""
+    hits = trace_guest.hits["libbpf-fentry"]
+    assert not trace_guest.lines("E2E-LIBBPF-fentry KFENTRY-REFUSED"), trace_guest.lines("E2E-LIBBPF-fentry")
+    assert hits["net_fentry"] == 3 and hits["net_fexit"] == 3 and hits["perf_fentry"] >= 2, hits

@@ -7,6 +7,7 @@
 # wildcards; runs work.sh (which calls the copies a known number of times) and prints the
 # hits per copy; then what each tool does with the bare duplicated name, and what the names
 # the kernel prints look like (the trade-off of alias-first, NOTES.md "Placement").
+# fentry/fexit (bpftrace, libbpf) on one copy through the BTF FUNC kasalias adds for it.
 # Last, a livepatch replaces the net-sysfs copy named by its alias.
 # Every line the host parses starts with E2E; the last is KASALIAS-E2E-END rc=0.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root PYTHONDONTWRITEBYTECODE=1
@@ -189,6 +190,27 @@ perf report -i /tmp/perf-trade.data --stdio --sort sym 2>&1 | grep -v '^#' | gre
 echo >$T/kprobe_events
 bpftrace -e 'fentry:type_show { @ = count(); }' -c "$WORK" 2>&1 | grep -e Attaching -e '^@' -e ERROR | out E2E-TRADE-fentry-bare
 echo "E2E-TRADE-btf $(bpftool btf dump file /sys/kernel/btf/vmlinux 2>&1 | grep -c "FUNC 'type_show'") FUNC type_show in vmlinux BTF"
+
+# --- fentry/fexit on one copy: vmlinux's BTF has a FUNC per aliased copy, named as its alias
+# with '.' for '@', which kallsyms lists at the copy too ('kasalias probe --for bpftrace-fentry')
+bpftool btf dump file /sys/kernel/btf/vmlinux 2>&1 | grep -F -e "FUNC '${NET//@/.}'" -e "FUNC '${PERFT//@/.}'" | out E2E-FENTRY-BTF
+grep -e " $NET$" -e " ${NET//@/.}$" /proc/kallsyms | out E2E-FENTRY-KALLSYMS
+dmesg | grep -i -e 'btf.*invalid' -e 'btf.*malformed' -e 'failed.*btf' | out E2E-FENTRY-DMESG
+kasalias probe --for bpftrace-fentry --traceable-functions /tmp/traceable "$NET" "$PERFT" >/tmp/fentry.specs 2>&1
+kasalias probe --for bpftrace-fentry --return "$NET" >>/tmp/fentry.specs 2>&1
+out E2E-SPEC-bpftrace-fentry </tmp/fentry.specs
+{ read -r FNET; read -r FPERF; read -r FXNET; } </tmp/fentry.specs
+A=args.
+case "$(bpftrace --version)" in  # 0.17: kfunc/kretfunc and args->
+*v0.17*) A='args->' FNET=kfunc:${FNET#fentry:} FPERF=kfunc:${FPERF#fentry:} FXNET=kretfunc:${FXNET#fexit:} ;;
+esac
+# what bpftrace does with the FUNC's name alone (0.25+ check it against available_filter_functions)
+bpftrace -e "$FNET { @ = count(); }" -c /usr/bin/true 2>&1 | grep -v '^$' | head -n 3 | out E2E-FENTRY-NOLIST
+TF=
+if bpftrace --help 2>&1 | grep -q -e --traceable-functions; then TF="--traceable-functions /tmp/traceable"; fi
+bpftrace $TF -e "$FNET { @net[str(${A}dev->kobj.name)] = count(); } $FXNET { @netret = count(); } $FPERF { @perf = count(); }" \
+	-c "$WORK" 2>&1 | grep -v '^$' | out E2E-BPFTRACE-FENTRY
+$K/kfentry $K/kfentry.bpf.o -- $K/work.sh 2>&1 | out E2E-LIBBPF-fentry
 
 # --- a kernel without aliases: 'kasalias probe --index' (the index of the unaliased build, as
 # 'kasalias index' makes it of a distribution's debug package) names the copies by address
