@@ -1,6 +1,6 @@
 """kasalias.btf on real BTF: pahole's output for small gcc objects (a base and a split one on
 it), bpftool's reading of what kasalias appends, and Debian's 6.12 vmlinux and a module
-(realkernel tier: skipped without the cache)."""
+(realkernel tier: tools/fetch-debian-dbg's cloud kernel, fetched on first use)."""
 
 from __future__ import annotations
 
@@ -364,19 +364,20 @@ def test_bpftool_reads_appended(objs: dict[str, Path], base_data: bytes, mod_dat
     _bpftool("btf", "dump", "file", tmp_path / "mod.o", "--base-btf", objs["base"], "format", "c")
 
 
-# -- Debian's 6.12 debug kernel (pahole 1.24) ------------------------------------------------
-
-CACHE = Path(os.environ.get("KASALIAS_CACHE", "/var/cache/kasalias"))
-DBG = CACHE / "dbg/linux-image-6.12.118+deb12-amd64-dbg_6.12.118-1~deb12u1/usr/lib/debug"
-VMLINUX = DBG / "boot/vmlinux-6.12.118+deb12-amd64"
-MINIX = DBG / "lib/modules/6.12.118+deb12-amd64/kernel/fs/minix/minix.ko"
+# -- Debian's 6.12 debug kernel (pahole 1.24): tools/fetch-debian-dbg's, fetched on first use ------
 
 
 @pytest.fixture(scope="module")
-def vmlinux_btf() -> bytes:
-    if not (VMLINUX.is_file() and MINIX.is_file()):
-        pytest.skip(f"{VMLINUX} or {MINIX} not in the cache (tools/fetch-debian-dbg)")
-    return btf_section(VMLINUX)
+def dbg() -> dict[str, Path]:
+    out = subprocess.run([str(Path(__file__).resolve().parent.parent / "tools" / "fetch-debian-dbg")], check=True,
+                         capture_output=True, text=True).stdout
+    vals = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return {"vmlinux": Path(vals["vmlinux"]), "btrfs": next(Path(vals["modules"]).rglob("btrfs.ko"))}
+
+
+@pytest.fixture(scope="module")
+def vmlinux_btf(dbg: dict[str, Path]) -> bytes:
+    return btf_section(dbg["vmlinux"])
 
 
 @pytest.mark.realkernel
@@ -394,19 +395,21 @@ def test_real_vmlinux(vmlinux_btf: bytes) -> None:
 
 
 @pytest.mark.realkernel
-def test_real_module(vmlinux_btf: bytes) -> None:
+def test_real_module(vmlinux_btf: bytes, dbg: dict[str, Path]) -> None:
+    """btrfs.ko's split BTF on vmlinux's: a FUNC on an existing proto and one on a new proto
+    of the same parameters, appended and parsed back."""
     v = B.Btf(vmlinux_btf, what="vmlinux")
-    data = btf_section(MINIX)
-    m = B.Btf(data, v, "minix.ko")
+    data = btf_section(dbg["btrfs"])
+    m = B.Btf(data, v, "btrfs.ko")
     assert m.to_bytes() == data and m.start_id == v.last_id + 1
-    [gb] = m.find_funcs("get_block", include_base=False)  # V1's and V2's: one FUNC
-    proto = m.proto(gb.size_or_type)
-    assert [p.name for p in proto.params] == ["inode", "block", "bh", "create"]
+    fn = next(t for t in m.types if t.kind == B.KIND_FUNC and len(m.proto(t.size_or_type).params) == 3)
+    proto = m.proto(fn.size_or_type)
     app = B.BtfAppender(m)
     pid = app.add_func_proto(proto.ret_type_id, [(p.name, p.type_id) for p in proto.params])
-    app.add_func("get_block.fs_minix_itree_v1_c_5", gb.size_or_type)
-    app.add_func("get_block.fs_minix_itree_v2_c_5", pid)
+    app.add_func(f"{fn.name}.fs_btrfs_a_c_5", fn.size_or_type)
+    app.add_func(f"{fn.name}.fs_btrfs_b_c_5", pid)
     new = app.to_bytes()
-    assert len(new) - len(data) == (12 + 4 * 8) + 2 * (12 + 32)  # parameter names reused
+    # parameter names reused; two new FUNC names
+    assert len(new) - len(data) == (12 + 3 * 8) + 2 * (12 + len(fn.name) + len(".fs_btrfs_a_c_5") + 1)
     again = B.Btf(new, v)
-    assert again.proto(again.func_proto_id("get_block.fs_minix_itree_v2_c_5")).params == proto.params
+    assert again.proto(again.func_proto_id(f"{fn.name}.fs_btrfs_b_c_5")).params == proto.params
