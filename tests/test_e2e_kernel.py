@@ -131,7 +131,9 @@ class Variant:
 # GCC kernel also carries what the tracers need (kernel-trace.config): tests/test_tracers.py
 # boots it again with a Debian userspace.
 TRACE = Variant("6.12", fragments=("trace",), kas_alias="first")
-VARIANTS = [TRACE, Variant("6.1"), Variant("7.3"), Variant("6.12", "arm64"), Variant("6.12", llvm=True)]
+# 7.3 has vmlinux BTF too (kernel-btf.config): 7.x's BTF hook in scripts/gen-btf.sh
+VARIANTS = [TRACE, Variant("6.1"), Variant("7.3", fragments=("btf",)), Variant("6.12", "arm64"),
+            Variant("6.12", llvm=True)]
 # What CI's time cannot hold, run only when KASALIAS_E2E names them (tests/e2e/outside-ci runs
 # them all): 7.3 with LLVM needs clang 17 or newer, Debian 12 has 14, so it is built with Debian
 # 13's clang 19 in a trixie root, with the mitigations Debian's kernels have (kernel-clang19.config).
@@ -228,6 +230,30 @@ def test_vmlinux_kallsyms_has_aliases(guest: Guest) -> None:
     missing = uncovered(lines, no_dwarf_names(guest), functions)
     assert not missing, missing[:20]
     assert any(l.name.startswith("type_show@") for l in lines)
+
+
+def test_vmlinux_btf_has_a_func_per_copy_named_in_kallsyms(guest: Guest) -> None:
+    """With vmlinux BTF (the 6.12 TRACE and 7.3 variants: 6.x's hook in gen_btf, 7.x's in
+    gen-btf.sh), the BTF linked into vmlinux holds a FUNC per aliased function copy that has
+    one, named as its alias with '.' for '@', and kallsyms lists each at its copy's address;
+    the kernel's BTF checks (kasalias.btf's are the same) pass and the kernel took it."""
+    if not {"btf", "trace"} & set(guest.variant.fragments):
+        pytest.skip("a variant without vmlinux BTF")
+    from elftools.elf.elffile import ELFFile
+
+    from kasalias.btf import KIND_FUNC, Btf
+
+    with (guest.obj / "vmlinux").open("rb") as f:
+        btf = ELFFile(f).get_section_by_name(".BTF").data()
+    funcs = {t.name for t in Btf(btf, what="vmlinux").types if t.kind == KIND_FUNC}
+    aliases = {l.name for l in guest.kallsyms("vmlinux") if "@" in l.name and l.type in "tT"}
+    added = {a.replace("@", ".") for a in aliases} & funcs
+    named = {line.split()[1] for line in guest.lines("E2E-FUNCNAME")}
+    assert len(added) >= 5, sorted(added)
+    assert added == named, (sorted(added - named)[:5], sorted(named - added)[:5])
+    assert guest.lines("E2E-BTF-SYSFS") == [str(len(btf))]
+    assert not [l for l in guest.lines("E2E-DMESG-BTF") if re.search(r"invalid|malformed|fail|error", l, re.I)], \
+        guest.lines("E2E-DMESG-BTF")
 
 
 def no_dwarf_names(guest: Guest) -> set[str]:

@@ -28,6 +28,11 @@ kprobe() {  # $1: event name, $2: probe point
 
 echo "E2E-KERNEL $(uname -r)"
 dump vmlinux
+# with vmlinux BTF: each aliased copy's BTF FUNC name (its alias, '.' for '@') at the copy's address
+awk 'NF == 3 { at[$3] = $1; if (index($3, "@")) alias[$3] = $1 }
+     END { for (a in alias) { d = a; gsub(/@/, ".", d); if (d in at && at[d] == alias[a]) print "E2E-FUNCNAME", at[d], d } }' /proc/kallsyms
+if [ -e /sys/kernel/btf/vmlinux ]; then echo "E2E-BTF-SYSFS $(wc -c </sys/kernel/btf/vmlinux)"; fi
+dmesg | grep -i -e btf -e kfunc | sed 's/^/E2E-DMESG-BTF /'
 for m in minix kobject-example kset-example loop hello; do
 	if modprobe "$m"; then echo "E2E-MODPROBE ok $m"; else echo "E2E-MODPROBE failed $m"; fi
 done
