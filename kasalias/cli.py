@@ -444,8 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objtree", type=Path, help="the build directory")
     p.add_argument("input", type=Path, help="raw BTF (pahole's detached output) or an object file with a .BTF "
                    "section (not modified)")
-    p.add_argument("output", type=Path, help="the new file, raw BTF (objcopy --update-section .BTF=OUTPUT puts it "
-                   "in an object file)")
+    p.add_argument("output", type=Path, help="the new file, in the input's form (an object file: its .BTF "
+                   "replaced, no program headers)")
     p.set_defaults(func=cmd_btf)
 
     p = command("report", help="duplicated names of a built kernel, their sources and aliases")

@@ -81,9 +81,22 @@ def read_btf_file(path: StrPath) -> bytes:
         return bytes(img.section_view(sec))
 
 
+def _write_btf_file(src: StrPath, dst: StrPath, btf: bytes) -> None:
+    """``dst``: ``btf`` in ``src``'s form (raw, or the object file with it as ``.BTF``)."""
+    if read_input(src)[:4] != _ELF_MAGIC:
+        write_atomic(dst, btf)
+        return
+    from kasalias.modwriter import with_section
+
+    with ElfImage(src) as img:
+        sec = img.section_by_name(".BTF")
+        assert sec is not None  # read_btf_file found it
+        write_atomic(dst, b"".join(with_section(img, sec.index, btf)))
+
+
 def vmlinux_copy_funcs(src: StrPath, dst: StrPath, dwarf_path: StrPath, table: AliasTable,
                        paths: PathMapper) -> tuple[int, list[str]]:
-    """Write ``dst``, raw BTF: vmlinux's BTF ``src`` (see :func:`read_btf_file`) with a FUNC for each aliased function copy of ``table`` that can have one, its
+    """Write ``dst``: vmlinux's BTF ``src`` (see :func:`read_btf_file`; in its form) with a FUNC for each aliased function copy of ``table`` that can have one, its
     signature read from ``dwarf_path`` (the image pahole read, or vmlinux.o). Returns how many
     FUNCs were added and the reasons for the copies left out."""
     btf = Btf(read_btf_file(src), what=f"{src}: .BTF")
@@ -91,7 +104,7 @@ def vmlinux_copy_funcs(src: StrPath, dst: StrPath, dwarf_path: StrPath, table: A
         pairs = table.by_key(VMLINUX, img.symbols, img.file_groups(), img.hidden_symbols())
         picks = [(sym, row.alias) for row, sym in pairs if sym is not None]
         out, problems = append_copy_funcs(dwarf, picks, btf)
-    write_atomic(dst, out)
+    _write_btf_file(src, dst, out)
     return sum(1 for sym, _alias in picks if sym.is_text) - len(problems), problems
 
 

@@ -86,10 +86,8 @@ kasalias_btf()
 {
 	kasalias_wait || return 1
 	info KASALIAS "${1}.aliased"
-	${OBJCOPY} --dump-section .BTF="${1}.BTF" "${1}" || return 1
 	${KASALIAS_PYTHON:-${PYTHON3}} -m kasalias btf --aliases modules.symalias --dwarf "${2}" \\
-		--srctree "${srctree}" "${1}.BTF" "${1}.BTF.aliased" || return 1
-	${OBJCOPY} --update-section .BTF="${1}.BTF.aliased" "${1}" "${1}.aliased" 2>/dev/null
+		--srctree "${srctree}" "${1}" "${1}.aliased"
 }
 """
 # with vmlinux's BTF, each copy with a FUNC also gets the FUNC's name (what fentry looks up)

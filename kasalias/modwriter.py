@@ -331,10 +331,21 @@ def _renumber_addrsig(data: bytes | memoryview, first_global: int, shift: int) -
     return bytes(out)
 
 
+def with_section(img: ElfImage, index: int, data: bytes) -> list[bytes | bytearray | memoryview]:
+    """The object ``img`` with section ``index`` holding ``data`` and no program headers:
+    vmlinux's BTF object at its link (kasalias.fentry), which objcopy cut out of an executable
+    with them; an ET_REL link input has no use for them, and its sections move."""
+    header = bytearray(img.header)
+    struct.pack_into("<Q", header, 0x20, 0)  # e_phoff
+    struct.pack_into("<HH", header, 0x36, 0, 0)  # e_phentsize, e_phnum
+    return _layout(img, {index: data}, {}, bytes(header))
+
+
 def _layout(img: ElfImage, content: dict[int, bytes | bytearray | memoryview],
-            info: dict[int, int]) -> list[bytes | bytearray | memoryview]:
-    """The file: the ELF header, the sections in their old file order (each at its alignment;
-    ``content`` replaces a section's bytes), then the section header table."""
+            info: dict[int, int], elf_header: bytes | None = None) -> list[bytes | bytearray | memoryview]:
+    """The file: the ELF header (``elf_header``, else the image's), the sections in their old
+    file order (each at its alignment; ``content`` replaces a section's bytes), then the
+    section header table."""
     sections = img.sections
     parts: list[bytes | bytearray | memoryview] = [b""]  # the ELF header, filled in last
     offsets = [0] * len(sections)
@@ -360,7 +371,7 @@ def _layout(img: ElfImage, content: dict[int, bytes | bytearray | memoryview],
         parts.append(ELF64_SHDR.pack(sec.name_offset, sec.type, sec.flags, sec.addr, offsets[sec.index],
                                 sizes[sec.index], sec.link, info.get(sec.index, sec.info), sec.align,
                                 sec.entsize))
-    header = bytearray(img.header)
+    header = bytearray(img.header if elf_header is None else elf_header)
     struct.pack_into("<Q", header, 0x28, shoff)  # e_shoff
     parts[0] = bytes(header)
     return parts

@@ -149,7 +149,10 @@ def linked(obj: Path) -> dict[str, Path]:
     _run("ld", "-o", img, "-e", "use_a", *(obj.parent / n.replace(".c", ".o") for n in SOURCES))
     _run("pahole", "-J", img)
     btf_o = d / "vmlinux.btf.o"
-    _run("objcopy", "--only-section=.BTF", "--strip-all", img, btf_o)
+    _run("objcopy", "--only-section=.BTF", "--set-section-flags", ".BTF=alloc,readonly", "--strip-all", img, btf_o)
+    with btf_o.open("r+b") as f:  # ET_REL, as gen_btf makes it
+        f.seek(16)
+        f.write(b"\1\0")
     raw = d / "vmlinux.BTF"
     raw.write_bytes(_btf(img))
     run_kasalias("analyze", "--vmlinux", img, "--srctree", obj.parent, "-o", d)
@@ -168,6 +171,19 @@ def test_btf_verb_adds_a_func_per_copy(linked: dict[str, Path], form: str, tmp_p
                         linked["image"].parent.parent, src, out)
     assert src.read_bytes() == before
     assert "3 BTF FUNCs added" in proc.stderr, proc.stderr
+    if form == "object":
+        # objcopy cut the object out of an executable, program headers and all (6.x's gen_btf):
+        # the output is a plain ET_REL that binutils and bpftool read, its .BTF the new BTF
+        assert ELFFile(src.open("rb")).num_segments() > 0
+        with out.open("rb") as f:
+            elf = ELFFile(f)
+            assert elf["e_type"] == "ET_REL" and elf.num_segments() == 0
+            data = elf.get_section_by_name(".BTF").data()
+        _run("objcopy", out, tmp_path / "copy.o")
+        listing = subprocess.run(["bpftool", "btf", "dump", "file", out], capture_output=True, text=True)
+        assert listing.returncode == 0 and "FUNC 'dup.a_c_2'" in listing.stdout, listing.stderr
+        out = tmp_path / "btf.raw"
+        out.write_bytes(data)
     new = Btf(out.read_bytes())
     types = BtfTypes(new)
     for alias in ("dup@a_c_2", "dup@b_c_1", "dup@c_c_3"):
