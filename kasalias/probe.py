@@ -204,12 +204,29 @@ def _tracefs_file(tracefs: Path | None, name: str, what: str) -> tuple[Path, byt
 
 
 def traceable_functions(found: list[Target], tracefs: Path | None) -> bytes:
-    """available_filter_functions with a line for each copy's fentry name ("NAME [MOD]"):
-    the list bpftrace 0.25+ reads with --traceable-functions, where fentry names must be."""
+    """available_filter_functions with a line for each copy's fentry name ("NAME [MOD]"): the
+    list bpftrace 0.25+ reads with --traceable-functions. Each name goes at the end of its
+    image's run of lines: bpftrace reads an image's functions up to the next image's first line."""
     _path, data = _tracefs_file(tracefs, "available_filter_functions", "")
-    extra = "".join(f"{t.fentry_name} [{t.module}]\n" if t.module else f"{t.fentry_name}\n"
-                    for t in found if t.fentry_name)
-    return data + extra.encode()
+    extra: dict[str, list[bytes]] = {}
+    for t in found:
+        if t.fentry_name:
+            extra.setdefault(t.module, []).append(
+                (f"{t.fentry_name} [{t.module}]" if t.module else t.fentry_name).encode() + b"\n")
+    out: list[bytes] = []
+    current: str | None = None
+    for line in data.splitlines(keepends=True):
+        f = line.split()
+        module = f[1][1:-1].decode("utf-8", "surrogateescape") if len(f) > 1 and f[1].startswith(b"[") else ""
+        if module != current and current is not None:
+            out.extend(extra.pop(current, []))
+        current = module
+        out.append(line if line.endswith(b"\n") else line + b"\n")
+    if current is not None:
+        out.extend(extra.pop(current, []))
+    for names in extra.values():  # an image ftrace lists nothing of
+        out.extend(names)
+    return b"".join(out)
 
 
 def ftrace_index(tracefs: Path | None) -> dict[tuple[int, str], int]:

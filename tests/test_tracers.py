@@ -315,15 +315,27 @@ def test_btf_has_a_func_per_copy_and_the_kernel_took_it(trace_guest: TraceGuest)
 
 
 def test_bpftrace_fentry_and_fexit_on_one_copy(trace_guest: TraceGuest) -> None:
-    """bpftrace's fentry/fexit on the net-sysfs copy's FUNC (kfunc/kretfunc in 0.17), as 'kasalias
-    probe --for bpftrace-fentry' prints it: typed args of that copy (args.dev, a struct device:
-    the bare name's FUNC has reboot.c's (kobj, attr, buf)), 3 calls at entry and at exit; perf's
-    copy counts its own."""
+    """bpftrace's fentry and fexit on the net-sysfs copy's FUNC (kfunc/kretfunc in 0.17), as
+    'kasalias probe --for bpftrace-fentry' prints it (0.25+: with the --traceable-functions file
+    it writes): 3 calls at entry and at exit; perf's copy counts its own."""
+    if trace_guest.suite == "sid":
+        assert trace_guest.lines("E2E-FENTRY-TRACEABLE") == ["--traceable-functions /tmp/traceable"]
     out = "\n".join(trace_guest.lines("E2E-BPFTRACE-FENTRY"))
-    assert re.search(r"^@net\[lo\]: 3$", out, re.M), out
-    assert re.search(r"^@netret: 3$", out, re.M), out
+    assert re.search(r"^@net: 3$", out, re.M) and re.search(r"^@netret: 3$", out, re.M), out
     perf = re.search(r"^@perf: (\d+)$", out, re.M)
     assert perf and int(perf.group(1)) >= 2, out
+
+
+def test_bpftrace_fentry_args_are_that_copys(trace_guest: TraceGuest) -> None:
+    """The copy's own typed args (net-sysfs's type_show takes a struct device *dev; the bare
+    name's FUNC has reboot.c's (kobj, attr, buf)): args.dev->kobj.name is "lo" in its 3 calls.
+    bpftrace 0.17 and 0.23 resolve args only for a function ftrace lists by that name, and ftrace
+    names the copy by its '@' alias: they refuse (NOTES.md)."""
+    out = "\n".join(trace_guest.lines("E2E-BPFTRACE-FENTRY-ARGS"))
+    if trace_guest.suite in ("bookworm", "trixie"):
+        assert "function not traceable" in out, out
+    else:
+        assert re.search(r"^@args\[lo\]: 3$", out, re.M), out
 
 
 def test_libbpf_fentry_section_on_one_copy(trace_guest: TraceGuest) -> None:

@@ -208,8 +208,12 @@ esac
 bpftrace -e "$FNET { @ = count(); }" -c /usr/bin/true 2>&1 | grep -v '^$' | head -n 3 | out E2E-FENTRY-NOLIST
 TF=
 if bpftrace --help 2>&1 | grep -q -e --traceable-functions; then TF="--traceable-functions /tmp/traceable"; fi
-bpftrace $TF -e "$FNET { @net[str(${A}dev->kobj.name)] = count(); } $FXNET { @netret = count(); } $FPERF { @perf = count(); }" \
+echo "E2E-FENTRY-TRACEABLE ${TF:-none}"
+bpftrace $TF -e "$FNET { @net = count(); } $FXNET { @netret = count(); } $FPERF { @perf = count(); }" \
 	-c "$WORK" 2>&1 | grep -v '^$' | out E2E-BPFTRACE-FENTRY
+# typed args of that copy: 0.17 to 0.24 resolve args only for functions ftrace lists by that name
+bpftrace $TF -e "$FNET { @args[str(${A}dev->kobj.name)] = count(); }" -c "$WORK" 2>&1 | grep -v '^$' | head -n 5 |
+	out E2E-BPFTRACE-FENTRY-ARGS
 $K/kfentry $K/kfentry.bpf.o -- $K/work.sh 2>&1 | out E2E-LIBBPF-fentry
 
 # --- a kernel without aliases: 'kasalias probe --index' (the index of the unaliased build, as
