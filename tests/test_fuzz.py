@@ -230,7 +230,13 @@ def inputs(build5: Build, analysis5: Path, tmp_path_factory: pytest.TempPathFact
     index = d / "kasalias.index"  # 'kasalias index' over vmlinux and minix, for lookup and kallsyms
     run_kasalias("index", "--vmlinux", build5.vmlinux, "--module", build5.ko("minix"), "--srctree", build5.srctree,
                  "-o", index)
-    files = {"ko": build5.ko("minix"), "vmlinux.o": build5.vmlinux_o, "vmlinux": build5.vmlinux,
+    # vmlinux's BTF as 6.x's gen_btf cuts it out (pahole on a copy, then objcopy), for 'btf' and 'syms --btf'
+    btf_src, btf_o = d / "vmlinux.pahole", d / "vmlinux.btf.o"
+    shutil.copy2(build5.vmlinux, btf_src)
+    subprocess.run(["pahole", "-J", str(btf_src)], check=True, capture_output=True)
+    subprocess.run(["objcopy", "--only-section=.BTF", "--strip-all", str(btf_src), str(btf_o)], check=True,
+                   capture_output=True)
+    files = {"ko": build5.ko("minix"), "vmlinux.o": build5.vmlinux_o, "vmlinux": build5.vmlinux, "btf.o": btf_o,
              "kallsyms": kallsyms,
              "table": analysis5 / "modules.symalias", "symbfreq": analysis5 / "modules.symbfreq", "syms": syms,
              "order": build5.objtree / "modules.order", "index": index}
@@ -281,6 +287,12 @@ VERBS = [
                                               w / "out.syms"], lambda w: [w / "out.syms"]),
     Verb("syms-image", "vmlinux", lambda f, w: ["syms", "--aliases", f["table"], "--image", f["vmlinux"],
                                                 f["syms"], w / "out.syms"], lambda w: [w / "out.syms"]),
+    Verb("btf", "btf.o", lambda f, w: ["btf", "--aliases", f["table"], "--dwarf", f["vmlinux"], f["btf.o"],
+                                       w / "out.btf"], lambda w: [w / "out.btf"], share=5),
+    Verb("btf-image", "vmlinux", lambda f, w: ["btf", "--aliases", f["table"], "--dwarf", f["vmlinux"], f["btf.o"],
+                                               w / "out.btf"], lambda w: [w / "out.btf"], share=5),
+    Verb("syms-btf", "btf.o", lambda f, w: ["syms", "--aliases", f["table"], "--image", f["vmlinux"], "--btf",
+                                            f["btf.o"], f["syms"], w / "out.syms"], lambda w: [w / "out.syms"], share=5),
     Verb("report", "vmlinux", lambda f, w: ["report", "--vmlinux", f["vmlinux"], "--module", f["ko"], "--data",
                                             "--json", "-o", w / "report.json"], lambda w: [w / "report.json"]),
     Verb("report-module", "ko", lambda f, w: ["report", "--vmlinux", f["vmlinux"], "--module", f["ko"], "--data",
