@@ -233,11 +233,11 @@ def test_vmlinux_kallsyms_has_aliases(guest: Guest) -> None:
 
 
 def test_vmlinux_btf_has_a_func_per_copy_named_in_kallsyms(guest: Guest) -> None:
-    """With vmlinux BTF (the 6.12 TRACE and 7.3 variants: 6.x's hook in gen_btf, 7.x's in
-    gen-btf.sh), the BTF linked into vmlinux holds a FUNC per aliased function copy that has
-    one, named as its alias with '.' for '@', and kallsyms lists each at its copy's address;
-    the kernel's BTF checks (kasalias.btf's are the same) pass and the kernel took it."""
-    if not {"btf", "trace"} & set(guest.variant.fragments):
+    """With vmlinux BTF (the 6.12 TRACE and ThinLTO variants: 6.x's hook in gen_btf; 7.3:
+    7.x's in gen-btf.sh), the BTF linked into vmlinux holds a FUNC per aliased function copy
+    that has one, named as its alias with '.' for '@', and kallsyms lists each at its copy's
+    address; the kernel's BTF checks (kasalias.btf's are the same) pass and the kernel took it."""
+    if "CONFIG_DEBUG_INFO_BTF=y" not in (guest.obj / ".config").read_text().splitlines():
         pytest.skip("a variant without vmlinux BTF")
     from elftools.elf.elffile import ELFFile
 
