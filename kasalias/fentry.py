@@ -7,13 +7,16 @@ bare name (pahole 1.24: some copy's proto; 1.31+: none), so each aliased copy ge
 alias spelled with '.' for '@' (a BTF name takes no '@'), static linkage, and the FUNC_PROTO of
 that copy's DWARF signature (signature.py), existing or appended.
 
-A copy is left out, with a reason, when its types do not map to exactly one BTF type each, and
+A copy is left out, with a reason, when its types do not map to exactly one BTF type each,
 when it is a compiler clone (``foo.isra.0``, ``foo.constprop.0``): a clone's arguments are not
-its declaration's.
+its declaration's, and when ftrace cannot patch it (vmlinux's mcount table has no entry in it):
+fentry attaches only where ftrace can.
 """
 
 from __future__ import annotations
 
+import bisect
+import struct
 from typing import TYPE_CHECKING
 
 from kasalias.aliastable import VMLINUX
@@ -94,6 +97,36 @@ def _write_btf_file(src: StrPath, dst: StrPath, btf: bytes) -> None:
         write_atomic(dst, b"".join(with_section(img, sec.index, btf)))
 
 
+def ftrace_locations(img: ElfImage) -> list[int] | None:
+    """The sorted addresses ftrace can patch in a linked image, from its mcount table (between
+    ``__start_mcount_loc`` and ``__stop_mcount_loc``, where vmlinux.lds puts it, else a
+    ``__mcount_loc`` section): fentry attaches only there, and pahole writes FUNCs only for
+    functions that hold one. None when there is no usable table: no ftrace, a relocatable
+    object (its table is still relocations), or one whose entries the link left to dynamic
+    relocations (arm64's ``--no-apply-dynamic-relocs``: zeros)."""
+    if img.is_relocatable:
+        return None
+    bounds = {s.name: s for s in img.symbols if s.name in ("__start_mcount_loc", "__stop_mcount_loc")}
+    if len(bounds) == 2 and bounds["__start_mcount_loc"].shndx < len(img.sections):
+        start, stop = bounds["__start_mcount_loc"], bounds["__stop_mcount_loc"]
+        sec = img.sections[start.shndx]
+        data = bytes(img.section_view(sec)[start.value - sec.addr:stop.value - sec.addr])
+    else:
+        sec = img.section_by_name("__mcount_loc")
+        if sec is None:
+            return None
+        data = bytes(img.section_view(sec))
+    entries = [v for (v,) in struct.iter_unpack("<Q", data[:len(data) // 8 * 8])]
+    if not entries or sum(1 for v in entries if v) * 2 < len(entries):
+        return None
+    return sorted(entries)
+
+
+def _has_location(locations: list[int], start: int, size: int) -> bool:
+    i = bisect.bisect_left(locations, start)
+    return i < len(locations) and locations[i] < start + max(size, 1)
+
+
 def vmlinux_copy_funcs(src: StrPath, dst: StrPath, dwarf_path: StrPath, table: AliasTable,
                        paths: PathMapper) -> tuple[int, list[str]]:
     """Write ``dst``: vmlinux's BTF ``src`` (see :func:`read_btf_file`; in its form) with a FUNC for each aliased function copy of ``table`` that can have one, its
@@ -103,9 +136,18 @@ def vmlinux_copy_funcs(src: StrPath, dst: StrPath, dwarf_path: StrPath, table: A
     with ElfImage(dwarf_path) as img, DwarfSource(img, paths) as dwarf:
         pairs = table.by_key(VMLINUX, img.symbols, img.file_groups(), img.hidden_symbols())
         picks = [(sym, row.alias) for row, sym in pairs if sym is not None]
+        locations = ftrace_locations(img)
+        untraced = []
+        if locations is not None:
+            untraced = [f"{img.path}: {alias}: no ftrace location (notrace, or not instrumented): fentry cannot "
+                        "attach: no BTF FUNC" for sym, alias in picks
+                        if sym.is_text and not _has_location(locations, img.address(sym), sym.size)]
+            picks = [(sym, alias) for sym, alias in picks
+                     if not sym.is_text or _has_location(locations, img.address(sym), sym.size)]
         out, problems = append_copy_funcs(dwarf, picks, btf)
+        problems = sorted(problems + untraced)
     _write_btf_file(src, dst, out)
-    return sum(1 for sym, _alias in picks if sym.is_text) - len(problems), problems
+    return sum(1 for sym, _alias in picks if sym.is_text) - (len(problems) - len(untraced)), problems
 
 
 def copy_func_names(path: StrPath) -> frozenset[str]:

@@ -211,3 +211,32 @@ def test_syms_names_each_copy_that_has_a_func(linked: dict[str, Path], tmp_path:
         assert addr[dotted] == addr[alias], alias
         assert lines[lines.index(f"{addr[alias]} t {alias}") + 1] == f"{addr[alias]} t {dotted}"
     assert len(lines) == len(syms.read_text().splitlines()) + 6
+
+
+def test_a_copy_ftrace_cannot_patch_gets_no_func(tmp_path: Path) -> None:
+    """fentry attaches only where ftrace can (the image's mcount table, as pahole also goes by):
+    of two copies built with -pg -mfentry -mrecord-mcount, the notrace one gets no FUNC and is
+    reported."""
+    from conftest import run_kasalias
+
+    (tmp_path / "m1.c").write_text("static int __attribute__((noinline, noipa)) dup(int n) { return n + 1; }\n"
+                                   "int use_a(int n) { return dup(n); }\n")
+    (tmp_path / "m2.c").write_text("static int __attribute__((noinline, noipa, no_instrument_function)) dup(int n)"
+                                   " { return n + 2; }\nint use_b(int n) { return dup(n); }\n")
+    (tmp_path / "fentry.c").write_text("void __fentry__(void) {}\n")
+    for name in ("m1", "m2"):
+        _run("gcc", "-g", "-O2", "-pg", "-mfentry", "-mrecord-mcount", "-c", tmp_path / f"{name}.c", "-o",
+             tmp_path / f"{name}.o")
+    _run("gcc", "-O2", "-c", tmp_path / "fentry.c", "-o", tmp_path / "fentry.o")
+    img = tmp_path / "vmlinux"
+    _run("ld", "-o", img, "-e", "use_a", tmp_path / "m1.o", tmp_path / "m2.o", tmp_path / "fentry.o")
+    _run("pahole", "-J", img)
+    raw = tmp_path / "vmlinux.BTF"
+    raw.write_bytes(_btf(img))
+    run_kasalias("analyze", "--vmlinux", img, "--srctree", tmp_path, "-o", tmp_path)
+    out = tmp_path / "out.BTF"
+    proc = run_kasalias("-v", "btf", "--aliases", tmp_path / "modules.symalias", "--dwarf", img, "--srctree", tmp_path,
+                        raw, out)
+    new = Btf(out.read_bytes())
+    assert new.find_funcs("dup.m1_c_1") and not new.find_funcs("dup.m2_c_1")
+    assert "dup@m2_c_1: no ftrace location" in proc.stderr and "1 BTF FUNCs added" in proc.stderr, proc.stderr
