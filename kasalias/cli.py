@@ -138,7 +138,7 @@ def cmd_btf(args: argparse.Namespace) -> int:
     check_output(args.output, args.input, args.dwarf, args.aliases)
     added, problems = vmlinux_copy_funcs(args.input, args.output, args.dwarf, AliasTable.read(args.aliases),
                                          _paths_mapper(args))
-    for p in problems:  # compiler clones, mostly: expected on every kernel, so not warnings
+    for p in problems:  # compiler clones and copies ftrace cannot patch: on every kernel, so not warnings
         _log().info("%s", p)
     _log().info("%s: %d BTF FUNCs added (fentry/fexit on one copy), %d copies left out", args.output, added,
                 len(problems))

@@ -16,13 +16,15 @@ fentry attaches only where ftrace can.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import struct
 from typing import TYPE_CHECKING
 
 from kasalias.aliastable import VMLINUX
 from kasalias.btf import KIND_FUNC, Btf, BtfAppender, alias_btf_name
 from kasalias.errors import KasaliasError
-from kasalias.fsutil import read_input, write_atomic
+from kasalias.fsutil import open_input, read_input, write_atomic
+from kasalias.modwriter import with_section
 from kasalias.signature import BtfTypes, ProtoMaker, dwarf_signature
 from kasalias.srcloc import DwarfSource, base_name
 from kasalias.symbols import ElfImage
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from kasalias.aliastable import AliasTable
     from kasalias.fsutil import StrPath
     from kasalias.srcloc import PathMapper
-    from kasalias.symbols import Symbol
+    from kasalias.symbols import Section, Symbol
 
 _ELF_MAGIC = b"\x7fELF"
 
@@ -71,30 +73,25 @@ def append_copy_funcs(dwarf: DwarfSource, picks: list[tuple[Symbol, str]], btf: 
 # vmlinux's BTF at its link (the `btf` verb; NOTES.md "fentry/fexit on one copy")
 
 
+def _is_object(path: StrPath) -> bool:
+    with open_input(path) as f:
+        return f.read(4) == _ELF_MAGIC
+
+
+def _btf_section(img: ElfImage) -> Section:
+    sec = img.section_by_name(".BTF")
+    if sec is None:
+        raise KasaliasError(f"{img.path}: no .BTF section")
+    return sec
+
+
 def read_btf_file(path: StrPath) -> bytes:
     """The BTF in ``path``: a raw BTF file (pahole's detached output, Linux 7.x's gen-btf.sh)
     or an object file's ``.BTF`` section (6.x's ``.btf.o``)."""
-    data = read_input(path)
-    if not data.startswith(_ELF_MAGIC):
-        return data
+    if not _is_object(path):
+        return read_input(path)
     with ElfImage(path) as img:
-        sec = img.section_by_name(".BTF")
-        if sec is None:
-            raise KasaliasError(f"{path}: no .BTF section")
-        return bytes(img.section_view(sec))
-
-
-def _write_btf_file(src: StrPath, dst: StrPath, btf: bytes) -> None:
-    """``dst``: ``btf`` in ``src``'s form (raw, or the object file with it as ``.BTF``)."""
-    if read_input(src)[:4] != _ELF_MAGIC:
-        write_atomic(dst, btf)
-        return
-    from kasalias.modwriter import with_section
-
-    with ElfImage(src) as img:
-        sec = img.section_by_name(".BTF")
-        assert sec is not None  # read_btf_file found it
-        write_atomic(dst, b"".join(with_section(img, sec.index, btf)))
+        return bytes(img.section_view(_btf_section(img)))
 
 
 def ftrace_locations(img: ElfImage) -> list[int] | None:
@@ -129,25 +126,33 @@ def _has_location(locations: list[int], start: int, size: int) -> bool:
 
 def vmlinux_copy_funcs(src: StrPath, dst: StrPath, dwarf_path: StrPath, table: AliasTable,
                        paths: PathMapper) -> tuple[int, list[str]]:
-    """Write ``dst``: vmlinux's BTF ``src`` (see :func:`read_btf_file`; in its form) with a FUNC for each aliased function copy of ``table`` that can have one, its
+    """Write ``dst``: vmlinux's BTF ``src`` (raw, or an object file's ``.BTF``; written in the
+    same form) with a FUNC for each aliased function copy of ``table`` that can have one, its
     signature read from ``dwarf_path`` (the image pahole read, or vmlinux.o). Returns how many
     FUNCs were added and the reasons for the copies left out."""
-    btf = Btf(read_btf_file(src), what=f"{src}: .BTF")
-    with ElfImage(dwarf_path) as img, DwarfSource(img, paths) as dwarf:
+    with contextlib.ExitStack() as stack:
+        obj, sec = None, None  # the object file holding the BTF, and its .BTF
+        if _is_object(src):
+            obj = stack.enter_context(ElfImage(src))
+            sec = _btf_section(obj)
+        btf = Btf(read_input(src) if obj is None or sec is None else bytes(obj.section_view(sec)),
+                  what=f"{src}: .BTF")
+        img = stack.enter_context(ElfImage(dwarf_path))
+        dwarf = stack.enter_context(DwarfSource(img, paths))
         pairs = table.by_key(VMLINUX, img.symbols, img.file_groups(), img.hidden_symbols())
-        picks = [(sym, row.alias) for row, sym in pairs if sym is not None]
         locations = ftrace_locations(img)
-        untraced = []
-        if locations is not None:
-            untraced = [f"{img.path}: {alias}: no ftrace location (notrace, or not instrumented): fentry cannot "
-                        "attach: no BTF FUNC" for sym, alias in picks
-                        if sym.is_text and not _has_location(locations, img.address(sym), sym.size)]
-            picks = [(sym, alias) for sym, alias in picks
-                     if not sym.is_text or _has_location(locations, img.address(sym), sym.size)]
+        picks, untraced = [], []
+        for row, sym in pairs:
+            if sym is None:
+                continue
+            if locations is not None and sym.is_text and not _has_location(locations, img.address(sym), sym.size):
+                untraced.append(f"{img.path}: {row.alias}: no ftrace location (notrace, or not instrumented): "
+                                "fentry cannot attach: no BTF FUNC")
+            else:
+                picks.append((sym, row.alias))
         out, problems = append_copy_funcs(dwarf, picks, btf)
-        problems = sorted(problems + untraced)
-    _write_btf_file(src, dst, out)
-    return sum(1 for sym, _alias in picks if sym.is_text) - (len(problems) - len(untraced)), problems
+        write_atomic(dst, out if obj is None or sec is None else b"".join(with_section(obj, sec.index, out)))
+    return sum(1 for sym, _alias in picks if sym.is_text) - len(problems), sorted(problems + untraced)
 
 
 def copy_func_names(path: StrPath) -> frozenset[str]:

@@ -94,12 +94,10 @@ def targets(lines: list[KallsymsLine], patterns: list[str], where: str) -> list[
     # kallsyms lists vmlinux in its sorted order and a module in its symbol-table order: the
     # first line at an address is the name the kernel gives it
     first: dict[tuple[int, str], str] = {}
-    dotted: set[tuple[int, str, str]] = set()  # the BTF FUNCs' names (no '@') of the chosen copies
-    wanted = {(l.address, l.module, l.name.replace("@", ".")) for l in chosen}
     for l in lines:
         first.setdefault((l.address, l.module), l.name)
-        if (l.address, l.module, l.name) in wanted:
-            dotted.add((l.address, l.module, l.name))
+    # a copy's BTF FUNC name (kasalias.fentry) is a kallsyms name at its address too
+    dotted = {(l.address, l.module, l.name) for l in lines if "." in l.name and "@" not in l.name}
     out = []
     for l in chosen:
         fentry = l.name.replace("@", ".")

@@ -302,8 +302,8 @@ _SERIES_7_2 = register(Series(
     device_table=r"^__mod_device_table__",
     # scripts/gen-btf.sh (its own process) runs pahole into a raw ${btf1}, then resolve_btfids, which
     # sorts it (7.3 also deduplicates) and writes .BTF_ids: the FUNCs go in between
-    btf_hooks=(BtfHook("scripts/link-vmlinux.sh", "if ! ${CONFIG_SHELL} ${srctree}/scripts/gen-btf.sh .tmp_vmlinux1; then",
-                       "before", "wait"),
+    btf_hooks=(BtfHook("scripts/link-vmlinux.sh",
+                       "if ! ${CONFIG_SHELL} ${srctree}/scripts/gen-btf.sh .tmp_vmlinux1; then", "before", "wait"),
                BtfHook("scripts/gen-btf.sh", '"${ELF_FILE}"', "after", "raw")),
     # 7.x's rules stand for every 7.y, 6.12's for 6.13 to 6.19 (what the analysis always did;
     # tests/test_kallsyms_rules.py holds it), although 6.18 and 6.19 have 7.x's two mksysmap
