@@ -174,6 +174,7 @@ class GenConfig:
     symbfreq: str | None = None  # modules built out of tree: alias against these statistics
     module_srctree: str | None = None  # ... with paths relative to this directory
     build: str = ""  # kasalias' build id: in every command, so that another kasalias remakes all
+    btf_base: str | None = None  # vmlinux of the modules' split BTF: the module steps add FUNCs to it
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, build: str) -> GenConfig:
@@ -183,7 +184,7 @@ class GenConfig:
                    python=args.python, objcopy=args.objcopy, nm=args.nm, syms=args.syms,
                    extra=tuple(args.analyze_option or ()), analysis=not args.no_analysis,
                    aliases=args.aliases, symbfreq=args.symbfreq, module_srctree=args.module_srctree,
-                   build=build)
+                   build=build, btf_base=args.btf_base)
 
     def argv(self) -> list[str]:
         """The ``kasalias gen`` command line that gives this configuration again (from_args of its
@@ -206,6 +207,8 @@ class GenConfig:
             argv += ["--symbfreq", self.symbfreq]
         if self.module_srctree:
             argv += ["--module-srctree", self.module_srctree]
+        if self.btf_base:
+            argv += ["--btf-base", self.btf_base]
         return argv
 
     def _env(self) -> list[str]:
@@ -270,7 +273,7 @@ def build_graph(cfg: GenConfig) -> Graph:
     g = Graph()
     for name, value in (("vmlinux", cfg.vmlinux), ("order", cfg.modules_order), ("objtree", "."),
                         ("srctree", str(cfg.srctree)), ("outdir", "."), ("aliases", cfg.aliases),
-                        ("image", "vmlinux"), ("objcopy", cfg.objcopy)):
+                        ("image", "vmlinux"), ("objcopy", cfg.objcopy), ("btf_base", cfg.btf_base)):
         if value is not None:
             g.variable(name, value)
     k = cfg.kasalias()
@@ -281,10 +284,12 @@ def build_graph(cfg: GenConfig) -> Graph:
     out_of_tree = ["--symbfreq", cfg.symbfreq, "--srctree", cfg.module_srctree or str(cfg.srctree)] \
         if cfg.symbfreq else []
     writer = ["--objcopy", "$objcopy"] if cfg.objcopy else []
+    btf = ["--btf-base", "$btf_base"] if cfg.btf_base else []
     # X.ko -> X.ko.aliased for each X.ko of a group; the step prints each module's line and
     # leaves an output whose bytes are the same as they were (restat)
     g.rule(Rule("kasalias_module", "KASALIAS", "$out", shell_command(
-        k + ["module", "--aliases", "$aliases", *out_of_tree, *writer, "--suffix", ".aliased", "$in"]), restat=True, echo=False))
+        k + ["module", "--aliases", "$aliases", *out_of_tree, *writer, *btf, "--suffix", ".aliased", "$in"]),
+        restat=True, echo=False))
     g.build(Edge("kasalias_gen", (cfg.ninja_file,) + ((cfg.make_file,) if cfg.make_file else ()),
                  implicit=(cfg.modules_order, *(str(p) for p in dependency_files()))))
     mods = module_objects(cfg)
@@ -293,7 +298,8 @@ def build_graph(cfg: GenConfig) -> Graph:
                      (cfg.vmlinux,), (cfg.modules_order, *mods)))
     for group in module_groups(mods):
         kos = tuple(m[:-2] + ".ko" for m in group)
-        g.build(Edge("kasalias_module", tuple(ko + ".aliased" for ko in kos), kos, (cfg.aliases,)))
+        g.build(Edge("kasalias_module", tuple(ko + ".aliased" for ko in kos), kos,
+                     (cfg.aliases, *([cfg.btf_base] if cfg.btf_base else []))))
     if cfg.syms:
         plain = cfg.syms.removesuffix(".aliased")
         if plain == cfg.syms:

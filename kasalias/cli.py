@@ -291,7 +291,7 @@ def cmd_module(args: argparse.Namespace) -> int:
             check_output(dst, *args.files)
     out_of_tree = args.symbfreq is not None  # aliased against the shipped frequencies
     step = ModuleStep(args.aliases, args.symbfreq, _paths_mapper(args) if out_of_tree else None,
-                      _policy(args) if out_of_tree else None, args.objcopy)
+                      _policy(args) if out_of_tree else None, args.objcopy, args.btf_base)
     echo = bool(os.environ.get("KASALIAS_ECHO"))  # the Kbuild-style line of each module (buildgen)
     for src, dst in pairs:
         if echo:
@@ -508,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="modules.symbfreq: alias a module that was not analysed (built out of tree)")
     p.add_argument("--objcopy", help="write the aliases with this GNU objcopy (e.g. Kbuild's $(OBJCOPY)) "
                    "instead of kasalias' own writer")
+    p.add_argument("--btf-base", metavar="VMLINUX",
+                   help="the vmlinux (or its raw BTF) the modules' BTF was made on: each aliased function copy "
+                   "fentry can attach to gets a BTF FUNC in the module's .BTF and a symbol of that name "
+                   "(the alias with '.' for '@')")
     p.add_argument("--srctree", help="source tree of the module (out of tree: its directory's parent)")
     p.add_argument("--objtree", help="build directory")
     p.add_argument("--data", action="store_true", help="alias duplicated data symbols too (out of tree)")
@@ -527,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--make-file", help="also write this Make fragment (relative to objtree)")
     p.add_argument("--python", default="python3", help="Python with kasalias installed ($(PYTHON3))")
     p.add_argument("--objcopy", help="module steps write with this objcopy (default: kasalias' own writer)")
+    p.add_argument("--btf-base", help="module steps add BTF FUNCs to the modules' BTF, made on this vmlinux "
+                   "(relative to objtree; an input of every module step)")
     p.add_argument("--nm", default="nm", help="$(NM)")
     p.add_argument("--syms", help="also write this vmlinux kallsyms list (nm -n vmlinux + aliases)")
     p.add_argument("--analyze-option", action="append", help="pass this option to 'kasalias analyze'")

@@ -5,12 +5,17 @@ FUNC_PROTO), and the address is the kallsyms (vmlinux) or module symbol of the s
 exact name (NOTES.md "fentry/fexit on one copy"). A duplicated static has at most one FUNC of its
 bare name (pahole 1.24: some copy's proto; 1.31+: none), so each aliased copy gets its own: the
 alias spelled with '.' for '@' (a BTF name takes no '@'), static linkage, and the FUNC_PROTO of
-that copy's DWARF signature (signature.py), existing or appended.
+that copy's DWARF signature (signature.py), existing or appended. In a module, a copy that is
+its name's only function there takes the proto of the FUNC pahole wrote for that name, if any:
+pahole read the same DWARF, and no DWARF need be read.
 
 A copy is left out, with a reason, when its types do not map to exactly one BTF type each,
 when it is a compiler clone (``foo.isra.0``, ``foo.constprop.0``): a clone's arguments are not
-its declaration's, and when ftrace cannot patch it (vmlinux's mcount table has no entry in it):
+its declaration's, and when ftrace cannot patch it (the image's mcount table has no entry in it):
 fentry attaches only where ftrace can.
+
+The module step imports this module for every group of modules: the DWARF reader (srcloc,
+signature) is imported only when a copy needs it.
 """
 
 from __future__ import annotations
@@ -18,55 +23,96 @@ from __future__ import annotations
 import bisect
 import contextlib
 import struct
-from typing import TYPE_CHECKING
+from collections import Counter
+from typing import TYPE_CHECKING, Callable
 
 from kasalias.aliastable import VMLINUX
 from kasalias.btf import KIND_FUNC, Btf, BtfAppender, alias_btf_name
+from kasalias.elfwrite import with_section
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import open_input, read_input, write_atomic
-from kasalias.modwriter import with_section
-from kasalias.signature import BtfTypes, ProtoMaker, dwarf_signature
-from kasalias.srcloc import DwarfSource, base_name
-from kasalias.symbols import ElfImage
+from kasalias.symbols import ELF64_SYM, EM_AARCH64, SHT_RELA, ElfImage, base_name
 
 if TYPE_CHECKING:
     from kasalias.aliastable import AliasTable
     from kasalias.fsutil import StrPath
-    from kasalias.srcloc import PathMapper
+    from kasalias.signature import BtfTypes
+    from kasalias.srcloc import DwarfSource, PathMapper
     from kasalias.symbols import Section, Symbol
 
 _ELF_MAGIC = b"\x7fELF"
+# Where a module lists the places ftrace patches: the loader's FTRACE_CALLSITE_SECTION
+# (kernel/module/main.c): __patchable_function_entries where the compiler emits the nops
+# (arm64), else __mcount_loc (x86: objtool or recordmcount)
+_FTRACE_CALLSITES = ("__patchable_function_entries", "__mcount_loc")
+# arm64 with DYNAMIC_FTRACE_WITH_CALL_OPS: two of the nops come before the function's symbol
+_CALLSITE_BEFORE = {EM_AARCH64: 8}
 
 
-def append_copy_funcs(dwarf: DwarfSource, picks: list[tuple[Symbol, str]], btf: Btf) -> tuple[bytes, list[str]]:
-    """``btf`` (the image's .BTF, parsed on its base for a module) with a FUNC for each
-    (function symbol, alias) of ``picks`` that can have one, in alias order; and the reasons
-    for those left out, one line each."""
-    app = BtfAppender(btf)
-    protos = ProtoMaker(BtfTypes(btf), app)
-    entries = dwarf.functions([s for s, _a in picks if s.is_text])
+def copy_funcs(picks: list[tuple[Symbol, str]], app: BtfAppender, where: str,
+               dwarf: Callable[[], DwarfSource], types: Callable[[], BtfTypes],
+               reuse: Callable[[Symbol], int | None] | None = None) -> tuple[list[tuple[Symbol, str]], list[str]]:
+    """Append to ``app`` a FUNC for each function copy (symbol, alias) of ``picks`` that can
+    have one, in alias order. Returns the (symbol, FUNC name) of those added and the reasons
+    for those left out, one line each, starting with ``where``. A copy's FUNC_PROTO is
+    ``reuse(symbol)`` where that gives one, else made from its DWARF signature: ``dwarf()``
+    and ``types()`` (the BTF's types by form) are called only if some copy needs them."""
+    texts = sorted(((s, a) for s, a in picks if s.is_text), key=lambda p: p[1])
     problems: list[str] = []
-    where = dwarf.image.path
-    for sym, alias in sorted(picks, key=lambda p: p[1]):
-        if not sym.is_text:
-            continue
+    protos: dict[int, int] = {}  # symbol index -> FUNC_PROTO id
+    need_dwarf: list[tuple[Symbol, str]] = []
+    for sym, alias in texts:
         if base_name(sym.name) != sym.name:
-            problems.append(f"{where}: {alias}: a compiler clone; its arguments are not its declaration's: no BTF FUNC")
+            problems.append(f"{where}: {alias}: a compiler clone; its arguments are not its declaration's: "
+                            "no BTF FUNC")
             continue
+        proto_id = reuse(sym) if reuse is not None else None
+        if proto_id is None:
+            need_dwarf.append((sym, alias))
+        else:
+            protos[sym.index] = proto_id
+    if need_dwarf:
+        protos.update(_dwarf_protos(need_dwarf, app, where, dwarf, types, problems))
+    added: list[tuple[Symbol, str]] = []
+    for sym, alias in texts:
+        if sym.index not in protos:
+            continue
+        name = alias_btf_name(alias)
+        try:
+            app.add_func(name, protos[sym.index])
+        except KasaliasError as e:
+            problems.append(f"{where}: {alias}: {e}: no BTF FUNC")
+            continue
+        added.append((sym, name))
+    return added, problems
+
+
+def _dwarf_protos(picks: list[tuple[Symbol, str]], app: BtfAppender, where: str, dwarf: Callable[[], DwarfSource],
+                  types: Callable[[], BtfTypes], problems: list[str]) -> dict[int, int]:
+    """The FUNC_PROTO of each copy of ``picks`` from its DWARF signature, by symbol index
+    (existing, or appended to ``app``); a reason in ``problems`` for each copy without one."""
+    from kasalias.signature import ProtoMaker, dwarf_signature
+
+    try:
+        source = dwarf()
+    except KasaliasError as e:
+        problems.extend(f"{where}: {alias}: {e}: no BTF FUNC" for _s, alias in picks)
+        return {}
+    maker = ProtoMaker(types(), app)
+    entries = source.functions([s for s, _a in picks])
+    out: dict[int, int] = {}
+    for sym, alias in picks:
         entry = entries.get(sym.index)
-        sig = dwarf_signature(dwarf, entry) if entry is not None else None
+        sig = dwarf_signature(source, entry) if entry is not None else None
         if sig is None:
             problems.append(f"{where}: {alias}: no DWARF signature with types BTF can name: no BTF FUNC")
             continue
-        proto = protos.proto(sig)
+        proto = maker.proto(sig)
         if proto is None:
             problems.append(f"{where}: {alias}: a type of {sig.render()} is not one BTF type: no BTF FUNC")
             continue
-        try:
-            app.add_func(alias_btf_name(alias), proto)
-        except KasaliasError as e:
-            problems.append(f"{where}: {alias}: {e}: no BTF FUNC")
-    return app.to_bytes(), problems
+        out[sym.index] = proto
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -137,6 +183,9 @@ def vmlinux_copy_funcs(src: StrPath, dst: StrPath, dwarf_path: StrPath, table: A
             sec = _btf_section(obj)
         btf = Btf(read_input(src) if obj is None or sec is None else bytes(obj.section_view(sec)),
                   what=f"{src}: .BTF")
+        from kasalias.signature import BtfTypes
+        from kasalias.srcloc import DwarfSource
+
         img = stack.enter_context(ElfImage(dwarf_path))
         dwarf = stack.enter_context(DwarfSource(img, paths))
         pairs = table.by_key(VMLINUX, img.symbols, img.file_groups(), img.hidden_symbols())
@@ -150,12 +199,121 @@ def vmlinux_copy_funcs(src: StrPath, dst: StrPath, dwarf_path: StrPath, table: A
                                 "fentry cannot attach: no BTF FUNC")
             else:
                 picks.append((sym, row.alias))
-        out, problems = append_copy_funcs(dwarf, picks, btf)
+        app = BtfAppender(btf)
+        added, problems = copy_funcs(picks, app, img.path, lambda: dwarf, lambda: BtfTypes(btf))
+        out = app.to_bytes()
         write_atomic(dst, out if obj is None or sec is None else b"".join(with_section(obj, sec.index, out)))
-    return sum(1 for sym, _alias in picks if sym.is_text) - len(problems), sorted(problems + untraced)
+    return len(added), sorted(problems + untraced)
 
 
 def copy_func_names(path: StrPath) -> frozenset[str]:
     """The FUNC names of the BTF in ``path`` (raw or an object file's ``.BTF``)."""
     return frozenset(t.name for t in Btf(read_btf_file(path), what=f"{path}: .BTF").types
                      if t.kind == KIND_FUNC and t.name)
+
+
+# ---------------------------------------------------------------------------
+# A module's split BTF (the module step, modwriter; NOTES.md "fentry/fexit on one copy")
+
+
+class VmlinuxBtf:
+    """vmlinux's BTF, on which the modules' split BTF is made, and its types by form: read
+    once for a group of modules, when a module first needs them."""
+
+    def __init__(self, path: StrPath) -> None:
+        self.path = path
+        self._btf: Btf | None = None
+        self._types: BtfTypes | None = None
+
+    @property
+    def btf(self) -> Btf:
+        if self._btf is None:
+            self._btf = Btf(read_btf_file(self.path), what=f"{self.path}: .BTF")
+        return self._btf
+
+    def types(self) -> BtfTypes:
+        from kasalias.signature import BtfTypes
+
+        if self._types is None:
+            self._types = BtfTypes(self.btf)
+        return self._types
+
+
+def module_ftrace_locations(img: ElfImage) -> dict[int, list[int]] | None:
+    """Where ftrace can patch a module: sorted offsets by section index, read from the
+    relocations of its callsite table (each entry is relocated to its place at load). None
+    when it has no table (a kernel without ftrace: nothing to check)."""
+    table = next((s for name in _FTRACE_CALLSITES for s in img.sections if s.name == name), None)
+    if table is None:
+        return None
+    out: dict[int, list[int]] = {}
+    symtab = img.section_view(img.symtab)
+    for rela in img.sections:
+        if rela.type != SHT_RELA or rela.info != table.index:
+            continue
+        for _offset, info, addend in struct.iter_unpack("<QQq", img.section_view(rela)):
+            if (info >> 32) * 24 + 24 > len(symtab):
+                raise KasaliasError(f"{img.path}: {rela.name}: a relocation names no symbol")
+            _name, _info, _other, shndx, value, _size = ELF64_SYM.unpack_from(symtab, (info >> 32) * 24)
+            out.setdefault(shndx, []).append(value + addend)
+    for offsets in out.values():
+        offsets.sort()
+    return out
+
+
+def module_copy_funcs(img: ElfImage, picks: list[tuple[Symbol, str]], vmlinux: VmlinuxBtf,
+                      paths: PathMapper | None = None) -> tuple[bytes, list[tuple[Symbol, str]], list[str]] | None:
+    """The module's ``.BTF`` with a FUNC for each function copy of ``picks`` that can have one;
+    the (symbol, FUNC name) of those added; the reasons for those left out. Its base is the
+    module's own ``.BTF.base`` (a distilled base: a module built out of tree, 6.12+), else
+    ``vmlinux``'s BTF. None when the module has no ``.BTF`` or no function copy."""
+    sec = img.section_by_name(".BTF")
+    texts = [(s, a) for s, a in picks if s.is_text]
+    if sec is None or not texts:
+        return None
+    distilled = img.section_by_name(".BTF.base")
+    if distilled is None:
+        base, base_types = vmlinux.btf, vmlinux.types
+    else:
+        base = Btf(img.section_data(distilled), what=f"{img.path}: .BTF.base")
+        base_types = _types_of(base)
+    btf = Btf(img.section_data(sec), base, what=f"{img.path}: .BTF")
+    locations = module_ftrace_locations(img)
+    before = _CALLSITE_BEFORE.get(img.machine, 0)
+    keep, untraced = [], []
+    for sym, alias in texts:
+        at = locations.get(sym.shndx, []) if locations is not None else None
+        if at is not None and not _has_location(at, sym.value - before, sym.size + before):
+            untraced.append(f"{img.path}: {alias}: no ftrace location (notrace, or not instrumented): "
+                            "fentry cannot attach: no BTF FUNC")
+        else:
+            keep.append((sym, alias))
+    counts = Counter(s.name for s in img.symbols if s.is_text)
+
+    def reuse(sym: Symbol) -> int | None:
+        # the name's one function here: pahole's FUNC of the name describes this copy
+        protos = {t.size_or_type for t in btf.find_funcs(sym.name, include_base=False)}
+        return protos.pop() if counts[sym.name] == 1 and len(protos) == 1 else None
+
+    def types() -> BtfTypes:
+        from kasalias.signature import BtfTypes
+
+        return BtfTypes(btf, base_types())
+
+    with contextlib.ExitStack() as stack:
+        def dwarf() -> DwarfSource:
+            from kasalias.srcloc import DwarfSource, PathMapper
+
+            return stack.enter_context(DwarfSource(img, paths or PathMapper()))
+
+        app = BtfAppender(btf)
+        added, problems = copy_funcs(keep, app, img.path, dwarf, types, reuse)
+        return app.to_bytes(), added, sorted(problems + untraced)
+
+
+def _types_of(btf: Btf) -> Callable[[], BtfTypes]:
+    def types() -> BtfTypes:
+        from kasalias.signature import BtfTypes
+
+        return BtfTypes(btf)
+    return types

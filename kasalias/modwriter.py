@@ -20,16 +20,19 @@ order, and with it livepatch's sympos among same-named symbols.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import subprocess
 from typing import TYPE_CHECKING
 
 from kasalias.aliastable import ALIAS_FIRST, AliasTable, module_name, read_aliases
+from kasalias.elfwrite import layout
 from kasalias.errors import KasaliasError
+from kasalias.fentry import VmlinuxBtf, module_copy_funcs
 from kasalias.fsutil import check_output as check_paths
 from kasalias.fsutil import copy_file, create_temp_beside, same_contents
-from kasalias.symbols import (ELF64_SHDR, ELF64_SYM, SHN_LORESERVE, SHN_XINDEX, SHT_GROUP, SHT_LLVM_ADDRSIG, SHT_NOBITS,
+from kasalias.symbols import (ELF64_SYM, SHN_LORESERVE, SHN_XINDEX, SHT_GROUP, SHT_LLVM_ADDRSIG, SHT_NOBITS,
                               SHT_REL, SHT_RELA, SHT_SYMTAB_SHNDX, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT, ElfImage,
                               Section, Symbol)
 
@@ -41,19 +44,21 @@ if TYPE_CHECKING:
     from kasalias.srcloc import PathMapper
 
 _REWRITTEN = {".symtab", ".strtab", ".shstrtab", ".symtab_shndx"}
+log = logging.getLogger(__name__)
 
 
 class NewSymbol:
     """An alias to add: the original's section, value, size, type and binding."""
 
-    __slots__ = ("alias", "section", "value", "size", "type", "bind", "shndx", "name", "index")
+    __slots__ = ("alias", "section", "value", "size", "type", "bind", "shndx", "name", "index", "swaps")
 
     def __init__(self, alias: str, section: str, value: int, size: int, type: int, bind: int,
-                 shndx: int = 0, name: str = "", index: int = 0) -> None:
+                 shndx: int = 0, name: str = "", index: int = 0, swaps: bool = True) -> None:
         self.alias, self.section, self.value, self.size, self.type, self.bind = \
             alias, section, value, size, type, bind
         self.shndx = shndx  # the section's index (the built-in writer); objcopy goes by name
         self.name, self.index = name, index  # the original's name and .symtab index (alias-first)
+        self.swaps = swaps  # alias-first: takes its original's entry (a BTF FUNC's name does not)
 
     @property
     def local(self) -> bool:
@@ -67,12 +72,15 @@ class ModuleStep:
     """The module step: ``X.ko`` -> ``X.ko.aliased``, for any number of modules in one process
     (the build runs one per group of modules: buildgen.module_groups). Each module reads its
     own rows through the table's index; the whole table's aliases (the names a module built
-    out of tree must not take) are read once, when the first such module asks."""
+    out of tree must not take) are read once, when the first such module asks. With
+    ``btf_base`` (vmlinux, whose BTF the modules' is split on), each function copy that can
+    have one gets a BTF FUNC and a symbol of its name (fentry.module_copy_funcs)."""
 
     def __init__(self, aliases: str, symbfreq: str | None = None, paths: PathMapper | None = None,
-                 policy: Policy | None = None, objcopy: str | None = None) -> None:
+                 policy: Policy | None = None, objcopy: str | None = None, btf_base: StrPath | None = None) -> None:
         self.aliases, self.symbfreq, self.paths, self.policy = aliases, symbfreq, paths, policy
         self.objcopy = objcopy
+        self.vmlinux_btf = VmlinuxBtf(btf_base) if btf_base is not None else None
         self._taken: frozenset[str] | None = None
 
     def taken(self) -> frozenset[str]:
@@ -81,21 +89,41 @@ class ModuleStep:
         return self._taken
 
     def run(self, src: str, dst: str) -> int:
-        """Write ``dst`` from ``src``; the number of aliases added."""
-        check_paths(dst, src, self.aliases, self.symbfreq)
+        """Write ``dst`` from ``src``; the number of aliases added (BTF FUNCs' names not counted)."""
+        check_paths(dst, src, self.aliases, self.symbfreq,
+                    self.vmlinux_btf.path if self.vmlinux_btf is not None else None)
         table = AliasTable.read(self.aliases, only_image=module_name(src))
         with ElfImage(src) as img:
-            new = aliases_for_module(img, table, self.symbfreq, self.paths, self.policy, self.taken)
-            write_module(img, dst, new, self.objcopy, table.placement == ALIAS_FIRST)
-        return len(new)
+            picks = picks_for_module(img, table, self.symbfreq, self.paths, self.policy, self.taken)
+            new = new_symbols(img, picks)
+            n_aliases = len(new)
+            sections: dict[str, bytes] = {}
+            got = module_copy_funcs(img, picks, self.vmlinux_btf, self.paths) if self.vmlinux_btf else None
+            if got is not None:
+                btf, funcs, problems = got
+                for p in problems:  # clones, copies ftrace cannot patch: on every kernel, not warnings
+                    log.info("%s", p)
+                if funcs:
+                    sections[".BTF"] = btf
+                    new += new_symbols(img, funcs, swaps=False)
+                    log.info("%s: %d BTF FUNCs added", dst, len(funcs))
+            write_module(img, dst, new, self.objcopy, table.placement == ALIAS_FIRST, sections)
+        return n_aliases
 
 
 def aliases_for_module(img: ElfImage, table: AliasTable, symbfreq: StrPath | None,
                        paths: PathMapper | None, policy: Policy | None,
                        taken: Callable[[], frozenset[str]] | None = None) -> list[NewSymbol]:
-    """The aliases of one module: from the analysis table if the module was analysed
-    (in-tree), else computed against the shipped frequency table ``symbfreq`` (built
-    later, out of tree), taking none of ``taken()`` (default: the table's aliases)."""
+    """The alias symbols of one module (picks_for_module, new_symbols)."""
+    return new_symbols(img, picks_for_module(img, table, symbfreq, paths, policy, taken))
+
+
+def picks_for_module(img: ElfImage, table: AliasTable, symbfreq: StrPath | None,
+                     paths: PathMapper | None, policy: Policy | None,
+                     taken: Callable[[], frozenset[str]] | None = None) -> list[tuple[Symbol, str]]:
+    """The (symbol, alias) pairs of one module: from the analysis table if the module was
+    analysed (in-tree), else computed against the shipped frequency table ``symbfreq``
+    (built later, out of tree), taking none of ``taken()`` (default: the table's aliases)."""
     path = img.path
     if not img.is_relocatable:
         raise KasaliasError(f"{path}: not a relocatable ELF object: not a kernel module")
@@ -129,25 +157,32 @@ def aliases_for_module(img: ElfImage, table: AliasTable, symbfreq: StrPath | Non
             logging.getLogger(__name__).warning("%s", p)
         picked = [(sym, r.alias) for r, sym in result.table.by_key(name, img.symbols, img.file_groups())
                   if sym is not None]
+    return sorted(picked, key=lambda p: p[1])
+
+
+def new_symbols(img: ElfImage, picks: list[tuple[Symbol, str]], swaps: bool = True) -> list[NewSymbol]:
+    """A symbol named ``name`` beside each (symbol, name) of ``picks``, in that order."""
     sections = img.sections
     out = []
-    for sym, alias in sorted(picked, key=lambda p: p[1]):
+    for sym, alias in picks:
         if sym.shndx == 0 or sym.shndx >= len(sections):
-            raise KasaliasError(f"{path}: {sym.name} is not in a section")
+            raise KasaliasError(f"{img.path}: {sym.name} is not in a section")
         out.append(NewSymbol(alias, sections[sym.shndx].name, sym.value, sym.size, sym.type,
-                             sym.bind, sym.shndx, sym.name, sym.index))
+                             sym.bind, sym.shndx, sym.name, sym.index, swaps))
     return out
 
 
 def write_module(src: ElfImage, dst: StrPath, new: list[NewSymbol], objcopy: str | None = None,
-                 alias_first: bool = False) -> None:
-    """Write ``dst`` from the module ``src`` with ``new`` symbols added, by kasalias' own
-    writer or, if given, by ``objcopy``; ``src`` is never modified. The output is checked
-    (check_output) before it is renamed into place. ``alias_first``: each alias takes its
-    original's entry (see the module's docstring)."""
+                 alias_first: bool = False, sections: dict[str, bytes] | None = None) -> None:
+    """Write ``dst`` from the module ``src`` with ``new`` symbols added and the sections
+    named in ``sections`` holding new bytes, by kasalias' own writer or, if given, by
+    ``objcopy``; ``src`` is never modified. The output is checked (check_output) before it
+    is renamed into place. ``alias_first``: each alias takes its original's entry (see the
+    module's docstring)."""
     dst = os.fspath(dst)
-    if alias_first:
-        new = sorted(new, key=lambda n: n.index)  # the originals' entries in their old order
+    sections = sections or {}
+    if alias_first:  # the originals' entries in their old order; the BTF FUNCs' names after them
+        new = sorted(new, key=lambda n: (not n.swaps, n.index))
     parent = os.path.dirname(dst) or "."
     if not os.path.isdir(parent):
         raise KasaliasError(f"{dst}: directory {parent} does not exist")
@@ -163,14 +198,14 @@ def write_module(src: ElfImage, dst: StrPath, new: list[NewSymbol], objcopy: str
                 os.close(fd)
         elif objcopy is None:
             with os.fdopen(fd, "wb") as f:
-                for part in add_symbols(src, new, alias_first):
+                for part in add_symbols(src, new, alias_first, _section_indices(src, sections)):
                     f.write(part)
-            check_output(src, tmp, new, "kasalias", alias_first)
+            check_output(src, tmp, new, "kasalias", alias_first, sections)
         else:
             os.close(fd)
-            _run_objcopy(objcopy, src, tmp, new)
+            _run_objcopy(objcopy, src, tmp, new, sections)
             _patch_symbols(tmp, new, alias_first)
-            check_output(src, tmp, new, objcopy, alias_first)
+            check_output(src, tmp, new, objcopy, alias_first, sections)
         os.chmod(tmp, 0o644)
         if not same_contents(tmp, dst):  # else the output keeps its time: ninja's restat skips what follows
             os.replace(tmp, dst)
@@ -181,13 +216,26 @@ def write_module(src: ElfImage, dst: StrPath, new: list[NewSymbol], objcopy: str
             os.unlink(tmp)
 
 
-def add_symbols(img: ElfImage, new: list[NewSymbol], alias_first: bool = False) -> list[bytes | bytearray | memoryview]:
+def _section_indices(img: ElfImage, sections: dict[str, bytes]) -> dict[int, bytes]:
+    """``sections`` by section index; each name must be one section's."""
+    out = {}
+    for name, data in sections.items():
+        found = [s.index for s in img.sections if s.name == name]
+        if len(found) != 1:
+            raise KasaliasError(f"{img.path}: {len(found)} sections named {name}, expected one")
+        out[found[0]] = data
+    return out
+
+
+def add_symbols(img: ElfImage, new: list[NewSymbol], alias_first: bool = False,
+                replace: dict[int, bytes] | None = None) -> list[bytes | bytearray | memoryview]:
     """The bytes of ``img`` (a relocatable ELF file) with ``new`` symbols added, in parts
     (views of the input where it is unchanged: no copy of a module in memory), laid out as
     ``objcopy --add-symbol`` lays them out: new locals after the old locals, new globals
     after the old globals, symbol indices in relocations, groups and address-significance
     tables moved accordingly, and sizes set. Every other section keeps its bytes.
-    ``alias_first``: each original's entry and its new entry swap names.
+    ``alias_first``: each original's entry and its new entry swap names. ``replace``: new
+    bytes of sections, by index.
 
     Written by hand rather than run through objcopy: objcopy's process, its full rewrite
     and the size patch afterwards cost more than the rest of the step, and objcopy cannot
@@ -211,7 +259,7 @@ def add_symbols(img: ElfImage, new: list[NewSymbol], alias_first: bool = False) 
     for n in sorted(new, key=lambda n: not n.local):  # stable: the locals, then the globals
         st_name = len(names)
         names += n.alias.encode("utf-8", "surrogateescape") + b"\0"
-        if alias_first:
+        if alias_first and n.swaps:
             if not 0 < n.index < nsyms:
                 raise KasaliasError(f"{img.path}: {n.alias}: no original entry {n.index}")
             renamed[n.index] = st_name
@@ -230,9 +278,9 @@ def add_symbols(img: ElfImage, new: list[NewSymbol], alias_first: bool = False) 
         for index, st_name in renamed.items():
             struct.pack_into("<I", patched, index * 24, st_name)
         old_symtab = memoryview(patched)
-    content: dict[int, bytes | bytearray | memoryview] = {
-        symtab.index: b"".join([old_symtab[:split], *local_entries, old_symtab[split:], *global_entries]),
-        strtab_sec.index: bytes(names)}
+    content: dict[int, bytes | bytearray | memoryview] = dict(replace or {})
+    content[symtab.index] = b"".join([old_symtab[:split], *local_entries, old_symtab[split:], *global_entries])
+    content[strtab_sec.index] = bytes(names)
     info = {symtab.index: first_global + shift}
     for sec in sections:
         if sec.index in content or sec.index == 0:
@@ -252,7 +300,7 @@ def add_symbols(img: ElfImage, new: list[NewSymbol], alias_first: bool = False) 
             info[sec.index] = sec.info + shift  # the group's signature symbol
         elif sec.type == SHT_LLVM_ADDRSIG:
             content[sec.index] = _renumber_addrsig(img.section_view(sec), first_global, shift)
-    return _layout(img, content, info)
+    return layout(img, content, info)
 
 
 def _renumber_relocations(data: bytes | memoryview, entsize: int, first_global: int,
@@ -331,74 +379,38 @@ def _renumber_addrsig(data: bytes | memoryview, first_global: int, shift: int) -
     return bytes(out)
 
 
-def with_section(img: ElfImage, index: int, data: bytes) -> list[bytes | bytearray | memoryview]:
-    """The object ``img`` with section ``index`` holding ``data`` and no program headers:
-    vmlinux's BTF object at its link (kasalias.fentry), which objcopy cut out of an executable
-    with them; an ET_REL link input has no use for them, and its sections move."""
-    header = bytearray(img.header)
-    struct.pack_into("<Q", header, 0x20, 0)  # e_phoff
-    struct.pack_into("<HH", header, 0x36, 0, 0)  # e_phentsize, e_phnum
-    return _layout(img, {index: data}, {}, bytes(header))
-
-
-def _layout(img: ElfImage, content: dict[int, bytes | bytearray | memoryview],
-            info: dict[int, int], elf_header: bytes | None = None) -> list[bytes | bytearray | memoryview]:
-    """The file: the ELF header (``elf_header``, else the image's), the sections in their old
-    file order (each at its alignment; ``content`` replaces a section's bytes), then the
-    section header table."""
-    sections = img.sections
-    parts: list[bytes | bytearray | memoryview] = [b""]  # the ELF header, filled in last
-    offsets = [0] * len(sections)
-    sizes = [s.size for s in sections]
-    pos = len(img.header)
-    for sec in sorted(sections[1:], key=lambda s: (s.offset, s.index)):
-        data = content.get(sec.index)
-        if data is None:
-            data = img.section_view(sec)  # empty for SHT_NOBITS
-        else:
-            sizes[sec.index] = len(data)
-        if data:
-            pad = -pos % max(sec.align, 1)
-            parts.append(bytes(pad))
-            pos += pad
-        offsets[sec.index] = pos
-        parts.append(data)
-        pos += len(data)
-    pad = -pos % 8
-    parts.append(bytes(pad))
-    shoff = pos + pad
-    for sec in sections:  # section 0 too: with many sections it holds their number
-        parts.append(ELF64_SHDR.pack(sec.name_offset, sec.type, sec.flags, sec.addr, offsets[sec.index],
-                                sizes[sec.index], sec.link, info.get(sec.index, sec.info), sec.align,
-                                sec.entsize))
-    header = bytearray(img.header if elf_header is None else elf_header)
-    struct.pack_into("<Q", header, 0x28, shoff)  # e_shoff
-    parts[0] = bytes(header)
-    return parts
-
-
-def _run_objcopy(objcopy: str, img: ElfImage, dst: str, new: list[NewSymbol]) -> None:
+def _run_objcopy(objcopy: str, img: ElfImage, dst: str, new: list[NewSymbol],
+                 sections: dict[str, bytes] | None = None) -> None:
     src = img.path
     name_count: dict[str, int] = {}
     for sec in img.sections:
         name_count[sec.name] = name_count.get(sec.name, 0) + 1
-    for n in new:
-        if name_count.get(n.section) != 1:  # objcopy --add-symbol names its section
-            raise KasaliasError(f"{src}: section name {n.section!r} is not unique; "
-                                "objcopy cannot place a symbol in it")
+    for name in [n.section for n in new] + list(sections or {}):
+        if name_count.get(name) != 1:  # objcopy --add-symbol and --update-section name a section
+            raise KasaliasError(f"{src}: section name {name!r} is not unique; objcopy cannot place a symbol in it "
+                                "or replace it")
     lines = []
     for s in new:
         flags = ["local" if s.local else "weak" if s.bind == STB_WEAK else "global",
                  "function" if s.type == STT_FUNC else "object" if s.type == STT_OBJECT else "notype"]
         flags = [f for f in flags if f != "notype"]
         lines.append(f"--add-symbol={s.alias}={s.section}:0x{s.value:x},{','.join(flags)}\n")
-    fd, rsp = create_temp_beside(dst + ".rsp")
+    temps: list[str] = []
     try:
+        for name, data in sorted((sections or {}).items()):
+            fd, path = create_temp_beside(dst + ".sec")
+            temps.append(path)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            lines.append(f"--update-section={name}={path}\n")
+        fd, rsp = create_temp_beside(dst + ".rsp")
+        temps.append(rsp)
         with os.fdopen(fd, "w") as f:
             f.writelines(lines)
         status, output = run_tool([objcopy, f"@{rsp}", src, dst])
     finally:
-        os.unlink(rsp)
+        for path in temps:
+            os.unlink(path)
     if status != 0:
         msg = (output.strip().splitlines() or ["failed"])[-1]
         raise KasaliasError(f"{objcopy} failed on {src}: {msg}")
@@ -432,7 +444,7 @@ def _patch_symbols(path: str, new: list[NewSymbol], alias_first: bool) -> None:
             continue
         if n.size and size == 0:
             patches.append((symtab.offset + i * 24 + 16, struct.pack("<Q", n.size)))
-        if alias_first:
+        if alias_first and n.swaps:
             j = first.get((n.name, shndx, value))
             if j is None or j >= i:
                 raise KasaliasError(f"{path}: no entry of {n.name} before its alias {n.alias}")
@@ -444,10 +456,12 @@ def _patch_symbols(path: str, new: list[NewSymbol], alias_first: bool) -> None:
             f.write(raw)
 
 
-def check_output(a: ElfImage, out: str, new: list[NewSymbol], tool: str, alias_first: bool = False) -> None:
+def check_output(a: ElfImage, out: str, new: list[NewSymbol], tool: str, alias_first: bool = False,
+                 sections: dict[str, bytes] | None = None) -> None:
     """The checks every written module passes before it is renamed into place: the module
-    ``a`` with ``new`` added, as ``tool`` wrote it to ``out`` (``alias_first``: each alias
-    in its original's entry, the original in the new one)."""
+    ``a`` with ``new`` added and the sections named in ``sections`` holding those bytes, as
+    ``tool`` wrote it to ``out`` (``alias_first``: each alias in its original's entry, the
+    original in the new one)."""
     src = a.path
     with ElfImage(out) as b:
         _check_symtab_order(b, tool)
@@ -455,8 +469,8 @@ def check_output(a: ElfImage, out: str, new: list[NewSymbol], tool: str, alias_f
             _check_symbols(a, b, new, tool, alias_first)
         n_new_locals = sum(1 for n in new if n.local)
         # alias-first: a relocation against an original's entry now names its alias, the same symbol
-        renamed = {n.alias: n.name for n in new} if alias_first else {}
-        _check_sections(a, b, tool, src, n_new_locals, renamed)
+        renamed = {n.alias: n.name for n in new if n.swaps} if alias_first else {}
+        _check_sections(a, b, tool, src, n_new_locals, renamed, sections or {})
 
 
 def _symtab_extends(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str, alias_first: bool) -> bool:
@@ -470,11 +484,11 @@ def _symtab_extends(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str, a
     new_locals, new_globals = [n for n in new if n.local], [n for n in new if not n.local]
     original_names: dict[str, int] = {}  # alias-first: alias -> the original's st_name
     if alias_first:
-        if len(old) != sa.size or any(not 0 < n.index < len(old) // 24 for n in new):
+        if len(old) != sa.size or any(not 0 < n.index < len(old) // 24 for n in new if n.swaps):
             return False
         entries_b = b.section_data(sb)
         renamed = bytearray(old)
-        for n in new:  # the entry the alias took (a global's moved past the new locals): checked below
+        for n in (n for n in new if n.swaps):  # the entry the alias took (a global's moved past the new locals): checked below
             at = (n.index + (len(new_locals) if n.index >= first_global else 0)) * 24
             if at + 24 > len(entries_b):
                 return False
@@ -500,7 +514,7 @@ def _symtab_extends(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str, a
         for n, (st_name, info, _other, shndx, value, size) in zip(wanted, ELF64_SYM.iter_unpack(raw)):
             if shndx == SHN_XINDEX:
                 return False  # its section is in .symtab_shndx: the general check reads it
-            if alias_first:  # the new entry is the original; its old entry, moved by no relocation, the alias
+            if alias_first and n.swaps:  # the new entry is the original; its old entry, moved by no relocation, the alias
                 moved = n.index + (len(new_locals) if n.index >= first_global else 0)
                 alias = name_at(ELF64_SYM.unpack_from(entries, moved * 24)[0])
                 ok = st_name == original_names[n.alias] and name_at(st_name) == n.name
@@ -527,7 +541,7 @@ def _check_symbols(a: ElfImage, b: ElfImage, new: list[NewSymbol], tool: str, al
               and s.size == n.size and s.type == n.type and s.bind == n.bind]
         if len(got) != 1 or not ok:
             raise KasaliasError(f"{tool} output for {src}: alias {n.alias} missing or wrong")
-        if alias_first and not all(s.index > ok[0].index for s in b_by_name.get(n.name, [])
+        if alias_first and n.swaps and not all(s.index > ok[0].index for s in b_by_name.get(n.name, [])
                                    if s.shndx == ok[0].shndx and s.value == n.value):
             raise KasaliasError(f"{tool} output for {src}: alias {n.alias} is not before {n.name}")
     if len(b_syms) != len(a_syms) + len(new):
@@ -577,7 +591,7 @@ def _same_bytes(a: bytes | bytearray | memoryview, b: ElfImage, sec: Section) ->
 
 
 def _check_sections(a: ElfImage, b: ElfImage, tool: str, src: StrPath, n_new_locals: int,
-                    renamed: dict[str, str]) -> None:
+                    renamed: dict[str, str], replaced: dict[str, bytes]) -> None:
     b_by_name: dict[str, list[int]] = {}
     for s in b.sections:
         b_by_name.setdefault(s.name, []).append(s.index)
@@ -591,6 +605,10 @@ def _check_sections(a: ElfImage, b: ElfImage, tool: str, src: StrPath, n_new_loc
         seen[s.name] = k + 1
         t = b.sections[b_by_name[s.name][k]]
         if s.name in _REWRITTEN or s.index == 0:  # section 0 has no bytes (its size may count sections)
+            continue
+        if s.name in replaced:
+            if not _same_bytes(replaced[s.name], b, t) or (t.type, t.flags, t.align) != (s.type, s.flags, s.align):
+                raise KasaliasError(f"{tool} output for {src}: section {s.name} is not what was written")
             continue
         if s.type in (SHT_RELA, SHT_REL):
             # objcopy appends the new locals after the old ones: relocations against locals keep

@@ -107,14 +107,20 @@ def _dwarf_type(src: DwarfSource, ref: int | None, memo: dict[int, str | None], 
 
 
 class BtfTypes:
-    """The string form of every type of a BTF (its base's too) and the ids of each form."""
+    """The string form of every type of a BTF (its base's too) and the ids of each form.
+    ``base``: the same for the BTF's base, shared by the modules of a group (each split BTF
+    renders and indexes its own types only)."""
 
-    def __init__(self, btf: Btf) -> None:
-        self.btf = btf
+    def __init__(self, btf: Btf, base: BtfTypes | None = None) -> None:
+        if base is not None and base.btf is not btf.base:
+            raise ValueError("BtfTypes: base is not of the BTF's base")
+        self.btf, self.base = btf, base
         self._memo: dict[int, str | None] = {0: VOID}
         self._ids: dict[str, list[int]] | None = None
 
     def render(self, type_id: int, depth: int = 0) -> str | None:
+        if self.base is not None and type_id < self.btf.start_id:
+            return self.base.render(type_id, depth)
         if type_id in self._memo:
             return self._memo[type_id]
         out: str | None = None
@@ -143,12 +149,13 @@ class BtfTypes:
         """The type ids whose string form is ``form``, in id order."""
         if self._ids is None:
             index: dict[str, list[int]] = {}
-            for type_id in range(1, self.btf.next_id):
+            for type_id in range(1 if self.base is None else self.btf.start_id, self.btf.next_id):
                 r = self.render(type_id)
                 if r is not None:
                     index.setdefault(r, []).append(type_id)
             self._ids = index
-        return self._ids.get(form, [])
+        own = self._ids.get(form, [])
+        return self.base.ids(form) + own if self.base is not None else own
 
     def type_id(self, form: str) -> int | None:
         """The one type of this form (0 for void); None if there is none or several that are

@@ -33,7 +33,7 @@ from kasalias.dwarfscan import (F_LINE_STRP, F_STRP, F_STRX, F_STRX1, F_STRX2, F
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import close_mapping, read_input, write_text_atomic
 from kasalias.series import PREFIX_TWINS
-from kasalias.symbols import RENAMED_OBJECT_PREFIXES, SHF_COMPRESSED, SHT_RELA, ElfImage, Section, Symbol
+from kasalias.symbols import SHF_COMPRESSED, SHT_RELA, ElfImage, Section, Symbol, base_name
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +53,6 @@ class SourceLoc:
     decl_file: str
     decl_line: int
     cu: str
-
-
-def base_name(name: str) -> str:
-    """The C identifier a symbol was made from: C names have no dots, compiler
-    suffixes (``.isra.0``, ``.constprop.1``, ``.part.0``, ``.cold``,
-    ``.llvm.<hash>``) and GCC's local-static numbers (``count.2``) do; the
-    prefix of a renamed object (``__kvm_nvhe_``, ``__pi_``) is not in DWARF."""
-    name = name.split(".", 1)[0]
-    for prefix in RENAMED_OBJECT_PREFIXES:
-        if name.startswith(prefix):
-            return name[len(prefix):]
-    return name
 
 
 class PathMapper:

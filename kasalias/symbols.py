@@ -51,7 +51,8 @@ SHT_RELA, SHT_NOTE, SHT_NOBITS, SHT_REL = 4, 7, 8, 9
 SHT_GROUP, SHT_SYMTAB_SHNDX, SHT_LLVM_ADDRSIG = 17, 18, 0x6FFF4C03
 ET_REL, ET_EXEC, ET_DYN = 1, 2, 3
 NT_GNU_BUILD_ID = 3
-MACHINES = {62: "x86_64", 183: "arm64"}  # e_machine: EM_X86_64, EM_AARCH64
+EM_X86_64, EM_AARCH64 = 62, 183  # e_machine
+MACHINES = {EM_X86_64: "x86_64", EM_AARCH64: "arm64"}
 _MAX_ALIGN = 1 << 32  # far above any kernel section's (a page, 2 MiB for some data)
 _MAX_NOBITS = 1 << 40  # a .bss larger than this is a corrupted header, not a kernel
 # arm64 links some objects with every symbol renamed (objcopy --prefix-symbols): the KVM
@@ -65,6 +66,18 @@ ELF64_SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym: st_name, st_info, st_other, s
 # (bfd/syms.c stt[]); every other section gets its letter from its flags.
 _COFF_SECTION_TYPES = ((".drectve", "i"), (".edata", "e"), (".idata", "i"), (".pdata", "p"))
 _DEBUG_PREFIXES = (".debug", ".gnu.debuglto_.debug_", ".gnu.linkonce.wi.", ".zdebug", ".line", ".stab")
+
+
+def base_name(name: str) -> str:
+    """The C identifier a symbol was made from: C names have no dots, compiler
+    suffixes (``.isra.0``, ``.constprop.1``, ``.part.0``, ``.cold``,
+    ``.llvm.<hash>``) and GCC's local-static numbers (``count.2``) do; the
+    prefix of a renamed object (``__kvm_nvhe_``, ``__pi_``) is not in DWARF."""
+    name = name.split(".", 1)[0]
+    for prefix in RENAMED_OBJECT_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
 
 
 class Section:
@@ -298,6 +311,11 @@ class ElfImage:
                 shndx = xindex[i] if shndx == SHN_XINDEX and xindex is not None else nsec
             out.append(bases[shndx] + value if shndx < nsec else value)
         return out
+
+    @property
+    def machine(self) -> int:
+        """e_machine (one of MACHINES: the header was checked)."""
+        return int.from_bytes(self.header[18:20], "little")
 
     def section_by_name(self, name: str) -> Section | None:
         for s in self.sections:

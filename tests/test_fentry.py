@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from kasalias.btf import FUNC_STATIC, KIND_FUNC, Btf
-from kasalias.fentry import append_copy_funcs
+from kasalias.btf import FUNC_STATIC, KIND_FUNC, Btf, BtfAppender
+from kasalias.fentry import copy_funcs
 from kasalias.signature import BtfTypes
 from kasalias.srcloc import DwarfSource, PathMapper
 from kasalias.symbols import ElfImage
@@ -81,11 +81,18 @@ def _picks(img: ElfImage) -> list:
     return list(by_file.values())
 
 
+def _append(dwarf: DwarfSource, picks: list, obj: Path) -> tuple[bytes, list[str]]:
+    btf = Btf(_btf(obj))
+    app = BtfAppender(btf)
+    _added, problems = copy_funcs(picks, app, str(obj), lambda: dwarf, lambda: BtfTypes(btf))
+    return app.to_bytes(), problems
+
+
 def test_each_copy_gets_a_func_with_its_own_signature(obj: Path) -> None:
     with ElfImage(obj) as img, DwarfSource(img, PathMapper(str(obj.parent), str(obj.parent))) as dwarf:
         picks = _picks(img)
         assert len(picks) == 5, [a for _s, a in picks]
-        out, problems = append_copy_funcs(dwarf, picks, Btf(_btf(obj)))
+        out, problems = _append(dwarf, picks, obj)
     new = Btf(out)  # parsed again: the kernel's checks of btf.py
     types = BtfTypes(new)
     for alias, (form, names) in EXPECTED.items():
@@ -104,7 +111,7 @@ def test_same_types_other_names_is_another_proto(obj: Path) -> None:
     """a.c's and c.c's dup have one type signature and other parameter names: fentry's args
     are by name, so each has its own proto."""
     with ElfImage(obj) as img, DwarfSource(img, PathMapper(str(obj.parent), str(obj.parent))) as dwarf:
-        out, _problems = append_copy_funcs(dwarf, _picks(img), Btf(_btf(obj)))
+        out, _problems = _append(dwarf, _picks(img), obj)
     new = Btf(out)
     a, c = (new.find_funcs(n)[0].size_or_type for n in ("dup.a_c_2", "dup.c_c_3"))
     assert a != c
@@ -114,8 +121,8 @@ def test_same_types_other_names_is_another_proto(obj: Path) -> None:
 def test_appending_is_deterministic(obj: Path) -> None:
     with ElfImage(obj) as img, DwarfSource(img, PathMapper(str(obj.parent), str(obj.parent))) as dwarf:
         picks = _picks(img)
-        first = append_copy_funcs(dwarf, picks, Btf(_btf(obj)))
-        second = append_copy_funcs(dwarf, list(reversed(picks)), Btf(_btf(obj)))
+        first = _append(dwarf, picks, obj)
+        second = _append(dwarf, list(reversed(picks)), obj)
     assert first == second
 
 
@@ -125,7 +132,7 @@ def test_bpftool_reads_the_funcs(obj: Path, tmp_path: Path) -> None:
     if shutil.which("bpftool") is None:
         pytest.skip("bpftool not installed (tools/setup installs it)")
     with ElfImage(obj) as img, DwarfSource(img, PathMapper(str(obj.parent), str(obj.parent))) as dwarf:
-        out, _problems = append_copy_funcs(dwarf, _picks(img), Btf(_btf(obj)))
+        out, _problems = _append(dwarf, _picks(img), obj)
     (tmp_path / "btf.bin").write_bytes(out)
     proc = subprocess.run(["bpftool", "btf", "dump", "file", str(tmp_path / "btf.bin"), "format", "raw"],
                           capture_output=True, text=True)
@@ -240,3 +247,129 @@ def test_a_copy_ftrace_cannot_patch_gets_no_func(tmp_path: Path) -> None:
     new = Btf(out.read_bytes())
     assert new.find_funcs("dup.m1_c_1") and not new.find_funcs("dup.m2_c_1")
     assert "dup@m2_c_1: no ftrace location" in proc.stderr and "1 BTF FUNCs added" in proc.stderr, proc.stderr
+
+
+# -- modules: the module step on a module's split BTF ---------------------------------------
+
+MODULE_SOURCES = {
+    # two copies of dup in one module: pahole wrote one FUNC 'dup' (which copy's is not known):
+    # each gets its proto from DWARF; 'one' is once here and once in vmlinux: pahole's FUNC of
+    # the module's name is this copy's; 'quiet' is notrace in both copies
+    "m1.c": "struct foo { int x; };\n"
+            "static int __attribute__((noinline, noipa)) dup(int n) { return n + 1; }\n"
+            "static int __attribute__((noinline, noipa)) one(struct foo *g, int k) { return g->x + k; }\n"
+            "int use_a(struct foo *f, int n) { return dup(n) + one(f, n); }\n",
+    "m2.c": "static long __attribute__((noinline, noipa)) dup(const char *s) { return s[0]; }\n"
+            "static int __attribute__((noinline, noipa, no_instrument_function)) quiet(int n) { return n + 2; }\n"
+            "long use_b(const char *s) { return dup(s) + quiet(1); }\n",
+    "m3.c": "static int __attribute__((noinline, noipa, no_instrument_function)) quiet(int n) { return n + 3; }\n"
+            "int use_c(int n) { return quiet(n); }\n",
+}
+
+
+@pytest.fixture(scope="module")
+def module(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A vmlinux with BTF and a module built as Kbuild builds one (-pg -mfentry -mrecord-mcount,
+    ld -r) whose split BTF pahole made on it, and the analysis of both, in both placements."""
+    from conftest import run_kasalias
+
+    if not (shutil.which("gcc") and shutil.which("pahole")):
+        pytest.skip("gcc or pahole not installed (tools/setup installs them)")
+    d = tmp_path_factory.mktemp("modbtf")
+    (d / "k.c").write_text("struct foo { int x; };\n"
+                           "static int __attribute__((noinline, noipa)) one(struct foo *f) { return f->x; }\n"
+                           "int use_k(struct foo *f) { return one(f); }\n")
+    _run("gcc", "-g", "-O2", "-c", d / "k.c", "-o", d / "k.o")
+    _run("ld", "-o", d / "vmlinux", "-e", "use_k", d / "k.o")
+    _run("pahole", "-J", d / "vmlinux")
+    for name, src in MODULE_SOURCES.items():
+        (d / name).write_text(src)
+        _run("gcc", "-g", "-O2", "-pg", "-mfentry", "-mrecord-mcount", "-c", d / name, "-o", d / f"{name[:-2]}.o")
+    _run("ld", "-r", "-o", d / "mod.ko", *(d / f"{n[:-2]}.o" for n in MODULE_SOURCES))
+    _run("pahole", "-J", "--btf_base", d / "vmlinux", d / "mod.ko")
+    out = {"dir": d, "vmlinux": d / "vmlinux", "ko": d / "mod.ko"}
+    for placement, flags in (("after", []), ("first", ["--alias-first"])):
+        run_kasalias("analyze", *flags, "--vmlinux", d / "vmlinux", "--module", d / "mod.ko", "--srctree", d,
+                     "-o", d / placement)
+        out[placement] = d / placement / "modules.symalias"
+    return out
+
+
+def _section(path: Path, name: str) -> bytes:
+    with path.open("rb") as f:
+        sec = ELFFile(f).get_section_by_name(name)
+        assert sec is not None, name
+        return bytes(sec.data())
+
+
+MODULE_FUNCS = {  # FUNC name -> (signature form, parameter names)
+    "dup.m1_c_2": ("F(I:int;I:int)", ("n",)),
+    "dup.m2_c_1": ("F(I:long int;P(C(I:char)))", ("s",)),
+    "one.m1_c_3": ("F(I:int;P(S:foo),I:int)", ("g", "k")),
+}
+
+
+@pytest.mark.parametrize("placement", ["after", "first"])
+@pytest.mark.parametrize("writer", ["kasalias", "objcopy"])
+def test_module_step_adds_a_func_per_copy_to_the_split_btf(module: dict[str, Path], placement: str, writer: str,
+                                                           tmp_path: Path) -> None:
+    """'kasalias module --btf-base vmlinux': X.ko.aliased's .BTF is the module's split BTF with
+    a FUNC per traceable copy on that copy's proto (two copies in one module: from DWARF; the
+    name's one copy: pahole's), every old type and string where it was; a symbol of each FUNC's
+    name at its copy, after the alias; notrace copies reported; the input unchanged."""
+    from conftest import run_kasalias
+
+    ko, out = module["ko"], tmp_path / "mod.ko.aliased"
+    before = ko.read_bytes()
+    proc = run_kasalias("-v", "module", "--aliases", module[placement], "--btf-base", module["vmlinux"],
+                        *(["--objcopy", "objcopy"] if writer == "objcopy" else []), ko, out)
+    assert ko.read_bytes() == before
+    assert "quiet@m2_c_2: no ftrace location" in proc.stderr and "quiet@m3_c_1: no ftrace location" in proc.stderr
+    assert "3 BTF FUNCs added" in proc.stderr and "5 aliases" in proc.stderr, proc.stderr
+    base = Btf(_btf(module["vmlinux"]))
+    old, new = _section(ko, ".BTF"), _section(out, ".BTF")
+    split = Btf(new, base)  # the kernel's checks (btf.py)
+    plain = Btf(old, base)
+    assert split.types[:len(plain.types)] == plain.types
+    types = BtfTypes(split, BtfTypes(base))
+    for name, (form, names) in MODULE_FUNCS.items():
+        (func,) = split.find_funcs(name)
+        proto = split.proto(func.size_or_type)
+        assert func.vlen == FUNC_STATIC and types.render(proto.id) == form, name
+        assert tuple(p.name for p in proto.params) == names, name
+    assert not split.find_funcs("quiet.m2_c_2") and not split.find_funcs("quiet.m3_c_1")
+    syms = {}
+    with out.open("rb") as f:
+        for i, s in enumerate(ELFFile(f).get_section_by_name(".symtab").iter_symbols()):
+            syms.setdefault(s.name, []).append((i, s["st_value"], s["st_info"]["type"], s["st_info"]["bind"]))
+    for name in MODULE_FUNCS:
+        alias = name.replace(".", "@", 1)
+        ((i_dot, at, kind, bind),) = syms[name]
+        ((i_alias, at_alias, _k, _b),) = syms[alias]
+        assert (at, kind, bind) == (at_alias, "STT_FUNC", "STB_LOCAL") and i_alias < i_dot, name
+        # the kernel names an address by its first symbol: the alias (first) or the original, never the FUNC's
+        first = min(i for entries in syms.values() for i, v, _k, _b in entries if v == at and _k == "STT_FUNC")
+        assert first < i_dot
+    if shutil.which("bpftool"):
+        listing = subprocess.run(["bpftool", "-B", module["vmlinux"], "btf", "dump", "file", out],
+                                 capture_output=True, text=True)
+        assert listing.returncode == 0 and "FUNC 'dup.m2_c_1'" in listing.stdout, listing.stderr
+
+
+def test_module_step_without_btf_base_leaves_the_btf(module: dict[str, Path], tmp_path: Path) -> None:
+    from conftest import run_kasalias
+
+    out = tmp_path / "mod.ko.aliased"
+    run_kasalias("module", "--aliases", module["after"], module["ko"], out)
+    assert _section(out, ".BTF") == _section(module["ko"], ".BTF")
+
+
+def test_module_step_on_the_wrong_base_fails_cleanly(module: dict[str, Path], tmp_path: Path) -> None:
+    """A --btf-base that is not BTF at all: one error line, no output."""
+    from conftest import run_kasalias
+
+    out = tmp_path / "mod.ko.aliased"
+    proc = run_kasalias("module", "--aliases", module["after"], "--btf-base", module["dir"] / "m1.c", module["ko"],
+                        out, check=False)
+    assert proc.returncode != 0 and proc.stderr.startswith("kasalias: error: "), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and not out.exists()

@@ -19,8 +19,8 @@ PACKAGE = ROOT / "kasalias"
 # distribution kernel; the analysis, the DWARF reader and the template engine are for other
 # commands (a module built out of tree imports the analysis when it gets there).
 # (The command line's parser names probe's tools and the known series: probe, index, series.)
-STEP_KASALIAS = {"kasalias", "kasalias.aliastable", "kasalias.buildid", "kasalias.cli", "kasalias.errors",
-                 "kasalias.fsutil", "kasalias.index", "kasalias.modwriter", "kasalias.probe",
+STEP_KASALIAS = {"kasalias", "kasalias.aliastable", "kasalias.btf", "kasalias.buildid", "kasalias.cli",
+                 "kasalias.elfwrite", "kasalias.errors", "kasalias.fentry", "kasalias.fsutil", "kasalias.index", "kasalias.modwriter", "kasalias.probe",
                  "kasalias.resources", "kasalias.series", "kasalias.symbols"}
 STEP_NEVER = ("elftools", "http", "jinja2", "kasalias.analysis", "kasalias.dwarfscan", "kasalias.srcloc", "urllib.request")
 
