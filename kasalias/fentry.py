@@ -42,9 +42,10 @@ if TYPE_CHECKING:
 
 _ELF_MAGIC = b"\x7fELF"
 # Where a module lists the places ftrace patches: the loader's FTRACE_CALLSITE_SECTION
-# (kernel/module/main.c): __patchable_function_entries where the compiler emits the nops
-# (arm64), else __mcount_loc (x86: objtool or recordmcount)
-_FTRACE_CALLSITES = ("__patchable_function_entries", "__mcount_loc")
+# (kernel/module/main.c): __mcount_loc (x86: objtool or recordmcount), else, where ftrace uses
+# the compiler's nops, __patchable_function_entries (arm64). x86 has the latter too, for its call
+# padding (16 bytes before each function), not for ftrace: __mcount_loc goes first.
+_FTRACE_CALLSITES = ("__mcount_loc", "__patchable_function_entries")
 # arm64 with DYNAMIC_FTRACE_WITH_CALL_OPS: two of the nops come before the function's symbol
 _CALLSITE_BEFORE = {EM_AARCH64: 8}
 
@@ -239,13 +240,15 @@ class VmlinuxBtf:
         return self._types
 
 
-def module_ftrace_locations(img: ElfImage) -> dict[int, list[int]] | None:
+def module_ftrace_locations(img: ElfImage) -> tuple[dict[int, list[int]], int] | None:
     """Where ftrace can patch a module: sorted offsets by section index, read from the
-    relocations of its callsite table (each entry is relocated to its place at load). None
-    when it has no table (a kernel without ftrace: nothing to check)."""
+    relocations of its callsite table (each entry is relocated to its place at load), and how
+    far before a function's symbol its entry may be. None when it has no table (a kernel
+    without ftrace: nothing to check)."""
     table = next((s for name in _FTRACE_CALLSITES for s in img.sections if s.name == name), None)
     if table is None:
         return None
+    before = _CALLSITE_BEFORE.get(img.machine, 0) if table.name == "__patchable_function_entries" else 0
     out: dict[int, list[int]] = {}
     symtab = img.section_view(img.symtab)
     for rela in img.sections:
@@ -258,7 +261,7 @@ def module_ftrace_locations(img: ElfImage) -> dict[int, list[int]] | None:
             out.setdefault(shndx, []).append(value + addend)
     for offsets in out.values():
         offsets.sort()
-    return out
+    return out, before
 
 
 def module_copy_funcs(img: ElfImage, picks: list[tuple[Symbol, str]], vmlinux: VmlinuxBtf,
@@ -278,8 +281,7 @@ def module_copy_funcs(img: ElfImage, picks: list[tuple[Symbol, str]], vmlinux: V
         base = Btf(img.section_data(distilled), what=f"{img.path}: .BTF.base")
         base_types = _types_of(base)
     btf = Btf(img.section_data(sec), base, what=f"{img.path}: .BTF")
-    locations = module_ftrace_locations(img)
-    before = _CALLSITE_BEFORE.get(img.machine, 0)
+    locations, before = module_ftrace_locations(img) or (None, 0)
     keep, untraced = [], []
     for sym, alias in texts:
         at = locations.get(sym.shndx, []) if locations is not None else None

@@ -269,6 +269,8 @@ class DwarfSource:
                 (unit_off,) = struct.unpack_from("<I", data, hdr + 2)
                 hdr += 6
             addr_size = data[hdr]
+            if addr_size not in (4, 8):
+                raise KasaliasError(f"{self.image.path}: malformed DWARF (.debug_aranges: address size {addr_size})")
             hdr += 2
             tup = 2 * addr_size
             p = pos + ((hdr - pos + tup - 1) // tup) * tup

@@ -269,8 +269,9 @@ MODULE_SOURCES = {
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A vmlinux with BTF and a module built as Kbuild builds one (-pg -mfentry -mrecord-mcount,
-    ld -r) whose split BTF pahole made on it, and the analysis of both, in both placements."""
+    """A vmlinux with BTF and a module built as x86 Kbuild builds one (-pg -mfentry -mrecord-mcount
+    -fpatchable-function-entry=16,16, ld -r) whose split BTF pahole made on it, and the analysis of
+    both, in both placements."""
     from conftest import run_kasalias
 
     if not (shutil.which("gcc") and shutil.which("pahole")):
@@ -284,7 +285,10 @@ def module(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _run("pahole", "-J", d / "vmlinux")
     for name, src in MODULE_SOURCES.items():
         (d / name).write_text(src)
-        _run("gcc", "-g", "-O2", "-pg", "-mfentry", "-mrecord-mcount", "-c", d / name, "-o", d / f"{name[:-2]}.o")
+        # x86 Kbuild's flags: ftrace's (-mrecord-mcount: __mcount_loc) and the call padding's
+        # (CONFIG_CALL_PADDING: nops before each function, listed in __patchable_function_entries)
+        _run("gcc", "-g", "-O2", "-pg", "-mfentry", "-mrecord-mcount", "-fpatchable-function-entry=16,16", "-c",
+             d / name, "-o", d / f"{name[:-2]}.o")
     _run("ld", "-r", "-o", d / "mod.ko", *(d / f"{n[:-2]}.o" for n in MODULE_SOURCES))
     _run("pahole", "-J", "--btf_base", d / "vmlinux", d / "mod.ko")
     out = {"dir": d, "vmlinux": d / "vmlinux", "ko": d / "mod.ko"}

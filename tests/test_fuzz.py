@@ -237,11 +237,16 @@ def inputs(build5: Build, analysis5: Path, tmp_path_factory: pytest.TempPathFact
     subprocess.run(["objcopy", "--only-section=.BTF", "--strip-all", str(btf_src), str(btf_o)], check=True,
                    capture_output=True)
     files = {"ko": build5.ko("minix"), "vmlinux.o": build5.vmlinux_o, "vmlinux": build5.vmlinux, "btf.o": btf_o,
-             "kallsyms": kallsyms,
+             "btf.vmlinux": btf_src, "kallsyms": kallsyms,
              "table": analysis5 / "modules.symalias", "symbfreq": analysis5 / "modules.symbfreq", "syms": syms,
              "order": build5.objtree / "modules.order", "index": index}
     (d / "orig").mkdir()
-    return {k: Path(shutil.copy2(v, d / "orig" / v.name)) for k, v in files.items()}
+    out = {k: Path(shutil.copy2(v, d / "orig" / v.name)) for k, v in files.items()}
+    # minix.ko with its split BTF made on that vmlinux's, as Makefile.modfinal makes it, for 'module --btf-base'
+    (d / "btf").mkdir()
+    out["btf.ko"] = Path(shutil.copy2(build5.ko("minix"), d / "btf" / "minix.ko"))
+    subprocess.run(["pahole", "-J", "--btf_base", str(btf_src), str(out["btf.ko"])], check=True, capture_output=True)
+    return out
 
 
 @dataclass
@@ -293,6 +298,11 @@ VERBS = [
                                                w / "out.btf"], lambda w: [w / "out.btf"], share=5),
     Verb("syms-btf", "btf.o", lambda f, w: ["syms", "--aliases", f["table"], "--image", f["vmlinux"], "--btf",
                                             f["btf.o"], f["syms"], w / "out.syms"], lambda w: [w / "out.syms"], share=5),
+    Verb("module-btf", "btf.ko", lambda f, w: ["module", "--aliases", f["table"], "--btf-base", f["btf.vmlinux"],
+                                               f["btf.ko"], w / "out.ko"], lambda w: [w / "out.ko"]),
+    Verb("module-btf-base", "btf.vmlinux", lambda f, w: ["module", "--aliases", f["table"], "--btf-base",
+                                                         f["btf.vmlinux"], f["btf.ko"], w / "out.ko"],
+         lambda w: [w / "out.ko"], share=5),
     Verb("report", "vmlinux", lambda f, w: ["report", "--vmlinux", f["vmlinux"], "--module", f["ko"], "--data",
                                             "--json", "-o", w / "report.json"], lambda w: [w / "report.json"]),
     Verb("report-module", "ko", lambda f, w: ["report", "--vmlinux", f["vmlinux"], "--module", f["ko"], "--data",

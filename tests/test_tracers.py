@@ -71,15 +71,18 @@ def build_kcount(out: Path) -> tuple[Path, Path]:
 
 def build_kfentry(out: Path, aliases: Path) -> tuple[Path, Path]:
     """tests/e2e/tracers/kfentry: SEC("fentry/NAME") programs on the BTF FUNCs of net-sysfs's and
-    perf's type_show, NAME as the build's alias table gives it, '@' spelled '.'."""
+    perf's type_show (vmlinux), kobject-example's foo_show and minix's V1 get_block (modules),
+    NAME as the build's alias table gives it, '@' spelled '.'."""
+    wanted = {"NET": ("vmlinux", "type_show@net_core_net_sysfs_c_"), "PERF": ("vmlinux", "type_show@kernel_events_core_c_"),
+              "KOBJ": ("kobject_example", "foo_show@samples_kobject_kobject_example_c_"),
+              "V1": ("minix", "get_block@")}
     names = {}
     for row in aliases.read_text().splitlines():
         f = row.split("\t")
-        if len(f) > 5 and f[0] == "vmlinux" and f[3] == "type_show":
-            for key, stem in (("NET", "type_show@net_core_net_sysfs_c_"), ("PERF", "type_show@kernel_events_core_c_")):
-                if f[5].startswith(stem):
-                    names[key] = f[5].replace("@", ".")
-    assert set(names) == {"NET", "PERF"}, names
+        for key, (image, stem) in wanted.items():
+            if len(f) > 5 and f[0] == image and f[5].startswith(stem) and (key != "V1" or f[5].endswith("_v1_c")):
+                names[key] = f[5].replace("@", ".")
+    assert set(names) == set(wanted), names
     bpf, prog = out / "kfentry.bpf.o", out / "kfentry"
     sh("clang", "-O2", "-g", "-Wall", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu",
        *(f'-D{k}="{v}"' for k, v in sorted(names.items())), "-c", TRACERS / "kfentry.bpf.c", "-o", bpf)
@@ -344,3 +347,43 @@ def test_libbpf_fentry_section_on_one_copy(trace_guest: TraceGuest) -> None:
     hits = trace_guest.hits["libbpf-fentry"]
     assert not trace_guest.lines("E2E-LIBBPF-fentry KFENTRY-REFUSED"), trace_guest.lines("E2E-LIBBPF-fentry")
     assert hits["net_fentry"] == 3 and hits["net_fexit"] == 3 and hits["perf_fentry"] >= 2, hits
+
+
+def test_module_btf_has_a_func_per_copy(trace_guest: TraceGuest) -> None:
+    """A module's split BTF, as the kernel took it at load (/sys/kernel/btf/MODULE), holds a FUNC
+    per aliased copy: minix's two get_block copies (one module), kobject-example's foo_show."""
+    _net, _perf, v1, v2, kobj, _kset = trace_guest.targets
+    btf = "\n".join(trace_guest.lines("E2E-FENTRY-BTF-MODULE"))
+    for alias in (v1, v2, kobj):
+        assert re.search(rf"FUNC '{re.escape(alias.replace('@', '.'))}' type_id=\d+ linkage=static", btf), btf
+
+
+def test_bpftrace_fentry_on_module_copies(trace_guest: TraceGuest) -> None:
+    """bpftrace's fentry/fexit on module copies' FUNCs (kfunc/kretfunc in 0.17): kobject-example's
+    foo_show fires 2 times at entry and exit (not kset-example's copy), minix's V1 get_block as
+    often as its kprobe, the V2 copy never."""
+    _net, _perf, v1, _v2, _kobj, _kset = trace_guest.targets
+    out = "\n".join(trace_guest.lines("E2E-BPFTRACE-FENTRY-MODULE"))
+    assert re.search(r"^@kobj: 2$", out, re.M) and re.search(r"^@kobjret: 2$", out, re.M), out
+    kprobe_v1 = trace_guest.hits["kprobe"][v1]
+    assert kprobe_v1 > 0 and re.search(rf"^@v1: {kprobe_v1}$", out, re.M), (kprobe_v1, out)
+    assert not re.search(r"^@v2: [1-9]", out, re.M), out
+
+
+def test_bpftrace_fentry_args_on_a_module_copy(trace_guest: TraceGuest) -> None:
+    """kobject-example's foo_show copy's typed args: attr->attr.name is "foo" in its 2 calls
+    (bpftrace 0.27; 0.17 and 0.23 resolve args only for names ftrace lists, as in vmlinux)."""
+    out = "\n".join(trace_guest.lines("E2E-BPFTRACE-FENTRY-MODULE-ARGS"))
+    if trace_guest.suite in ("bookworm", "trixie"):
+        assert "function not traceable" in out or "@args[foo]: 2" in out, out
+    else:
+        assert re.search(r"^@args\[foo\]: 2$", out, re.M), out
+
+
+def test_libbpf_fentry_on_module_copies(trace_guest: TraceGuest) -> None:
+    """libbpf's SEC("fentry/NAME") on kobject-example's foo_show copy (found in that module's
+    BTF) and SEC("fexit/NAME") on minix's V1 get_block: 2 calls, and as many as its kprobe."""
+    _net, _perf, v1, _v2, _kobj, _kset = trace_guest.targets
+    hits = trace_guest.hits["libbpf-fentry"]
+    assert not trace_guest.lines("E2E-LIBBPF-fentry KFENTRY-REFUSED"), trace_guest.lines("E2E-LIBBPF-fentry")
+    assert hits["kobj_fentry"] == 2 and hits["v1_fexit"] == trace_guest.hits["kprobe"][v1] > 0, hits

@@ -39,6 +39,10 @@ done
 dmesg | grep -q 'module verification failed' && echo "E2E-SIGNATURE failed"
 echo "E2E-TAINTED $(cat /proc/sys/kernel/tainted)"
 dump modules
+# with module BTF: each module's BTF as the kernel took it, and its copies' FUNC names in kallsyms
+for f in /sys/kernel/btf/*; do [ "${f##*/}" = vmlinux ] || echo "E2E-BTF-MODULE ${f##*/} $(wc -c <"$f")"; done
+awk 'NF == 4 { k = $3 " " $4; at[k] = $1; if (index($3, "@")) alias[k] = $1 }
+     END { for (a in alias) { d = a; gsub(/@/, ".", d); if (d in at && at[d] == alias[a]) print "E2E-MODFUNCNAME", at[d], d } }' /proc/kallsyms
 
 dup_alias=$(awk '$3 ~ /^type_show@/ { print $3; exit }' /proc/kallsyms)
 mod_alias=$(awk '$3 ~ /^get_block@/ && $4 == "[minix]" { print $3; exit }' /proc/kallsyms)

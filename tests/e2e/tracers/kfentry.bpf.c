@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /* fentry/fexit on one copy of a duplicated static, as a libbpf tool author writes it:
- * SEC("fentry/NAME") with NAME the copy's BTF FUNC (kasalias' alias with '.' for '@').
- * tests/test_tracers.py builds it with -DNET= and -DPERF= the BTF names of net-sysfs's and
- * perf's type_show; kfentry.c prints the hits of each program (map key, in this order). */
+ * SEC("fentry/NAME") with NAME the copy's BTF FUNC (kasalias' alias with '.' for '@'), in
+ * vmlinux's BTF or a module's (libbpf looks in each). tests/test_tracers.py builds it with
+ * -DNET= and -DPERF= the BTF names of net-sysfs's and perf's type_show, -DKOBJ= of
+ * kobject-example's foo_show and -DV1= of minix's V1 get_block; kfentry.c prints the hits of
+ * each program (map key, in this order). */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-#ifndef NET
-#error "build with -DNET='\"type_show.net_core_net_sysfs_c_N\"' -DPERF='\"type_show.kernel_events_core_c_N\"'"
+#if !defined(NET) || !defined(PERF) || !defined(KOBJ) || !defined(V1)
+#error "build with -DNET='\"type_show.net_core_net_sysfs_c_N\"' -DPERF=... -DKOBJ=... -DV1=..."
 #endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 5);
 	__type(key, __u32);
 	__type(value, __u64);
 } hits SEC(".maps");
@@ -42,6 +44,18 @@ SEC("fentry/" PERF)
 int perf_fentry(unsigned long long *ctx)
 {
 	return count(2);
+}
+
+SEC("fentry/" KOBJ)
+int kobj_fentry(unsigned long long *ctx)
+{
+	return count(3);
+}
+
+SEC("fexit/" V1)
+int v1_fexit(unsigned long long *ctx)
+{
+	return count(4);
 }
 
 char LICENSE[] SEC("license") = "GPL";

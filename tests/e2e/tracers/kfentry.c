@@ -4,7 +4,7 @@
  *
  * Opens and loads kfentry.bpf.c's object with libbpf (which finds each SEC("fentry/NAME")
  * target in the kernel's BTF by name), attaches every program, runs COMMAND and prints
- * "KFENTRY PROGRAM HITS" for net_fentry, net_fexit and perf_fentry. A refused load or
+ * "KFENTRY PROGRAM HITS" for net_fentry, net_fexit, perf_fentry, kobj_fentry and v1_fexit. A refused load or
  * attach prints "KFENTRY-REFUSED WHAT error" (libbpf's own messages go to stderr).
  * Exit status: that of COMMAND, 2 on usage or load errors.
  */
@@ -16,7 +16,7 @@
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 
-static const char *const programs[] = { "net_fentry", "net_fexit", "perf_fentry" };
+static const char *const programs[] = { "net_fentry", "net_fexit", "perf_fentry", "kobj_fentry", "v1_fexit" };
 
 int main(int argc, char **argv)
 {

@@ -7,7 +7,8 @@
 # wildcards; runs work.sh (which calls the copies a known number of times) and prints the
 # hits per copy; then what each tool does with the bare duplicated name, and what the names
 # the kernel prints look like (the trade-off of alias-first, NOTES.md "Placement").
-# fentry/fexit (bpftrace, libbpf) on one copy through the BTF FUNC kasalias adds for it.
+# fentry/fexit (bpftrace, libbpf) on one copy through the BTF FUNC kasalias adds for it, in
+# vmlinux's BTF and in a module's.
 # Last, a livepatch replaces the net-sysfs copy named by its alias.
 # Every line the host parses starts with E2E; the last is KASALIAS-E2E-END rc=0.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root PYTHONDONTWRITEBYTECODE=1
@@ -196,13 +197,19 @@ echo "E2E-TRADE-btf $(bpftool btf dump file /sys/kernel/btf/vmlinux 2>&1 | grep 
 bpftool btf dump file /sys/kernel/btf/vmlinux 2>&1 | grep -F -e "FUNC '${NET//@/.}'" -e "FUNC '${PERFT//@/.}'" | out E2E-FENTRY-BTF
 grep -e " $NET$" -e " ${NET//@/.}$" /proc/kallsyms | out E2E-FENTRY-KALLSYMS
 dmesg | grep -i -e 'btf.*invalid' -e 'btf.*malformed' -e 'failed.*btf' | out E2E-FENTRY-DMESG
-kasalias probe --for bpftrace-fentry --traceable-functions /tmp/traceable "$NET" "$PERFT" >/tmp/fentry.specs 2>&1
-kasalias probe --for bpftrace-fentry --return "$NET" >>/tmp/fentry.specs 2>&1
+# a module's split BTF has its copies' FUNCs too (the module step adds them)
+bpftool btf dump file /sys/kernel/btf/minix 2>&1 | grep -F -e "FUNC '${V1//@/.}'" -e "FUNC '${V2//@/.}'" |
+	out E2E-FENTRY-BTF-MODULE
+bpftool btf dump file /sys/kernel/btf/kobject_example 2>&1 | grep -F "FUNC '${KOBJ//@/.}'" | out E2E-FENTRY-BTF-MODULE
+kasalias probe --for bpftrace-fentry --traceable-functions /tmp/traceable "$NET" "$PERFT" "$KOBJ" "$V1" "$V2" \
+	>/tmp/fentry.specs 2>&1
+kasalias probe --for bpftrace-fentry --return "$NET" "$KOBJ" >>/tmp/fentry.specs 2>&1
 out E2E-SPEC-bpftrace-fentry </tmp/fentry.specs
-{ read -r FNET; read -r FPERF; read -r FXNET; } </tmp/fentry.specs
+{ read -r FNET; read -r FPERF; read -r FKOBJ; read -r FV1; read -r FV2; read -r FXNET; read -r FXKOBJ; } </tmp/fentry.specs
 A=args.
 case "$(bpftrace --version)" in  # 0.17: kfunc/kretfunc and args->
-*v0.17*) A='args->' FNET=kfunc:${FNET#fentry:} FPERF=kfunc:${FPERF#fentry:} FXNET=kretfunc:${FXNET#fexit:} ;;
+*v0.17*) A='args->' FNET=kfunc:${FNET#fentry:} FPERF=kfunc:${FPERF#fentry:} FXNET=kretfunc:${FXNET#fexit:}
+	FKOBJ=kfunc:${FKOBJ#fentry:} FV1=kfunc:${FV1#fentry:} FV2=kfunc:${FV2#fentry:} FXKOBJ=kretfunc:${FXKOBJ#fexit:} ;;
 esac
 # what bpftrace does with the FUNC's name alone (0.25+ check it against available_filter_functions)
 bpftrace -e "$FNET { @ = count(); }" -c /usr/bin/true 2>&1 | grep -v '^$' | head -n 3 | out E2E-FENTRY-NOLIST
@@ -214,6 +221,11 @@ bpftrace $TF -e "$FNET { @net = count(); } $FXNET { @netret = count(); } $FPERF 
 # typed args of that copy: 0.17 to 0.24 resolve args only for functions ftrace lists by that name
 bpftrace $TF -e "$FNET { @args[str(${A}dev->kobj.name)] = count(); }" -c "$WORK" 2>&1 | grep -v '^$' | head -n 5 |
 	out E2E-BPFTRACE-FENTRY-ARGS
+# module copies: kobject-example's foo_show (2 calls), minix's V1 get_block (a file read) and V2 (none)
+bpftrace $TF -e "$FKOBJ { @kobj = count(); } $FXKOBJ { @kobjret = count(); } $FV1 { @v1 = count(); } $FV2 { @v2 = count(); }" \
+	-c "$WORK" 2>&1 | grep -v '^$' | out E2E-BPFTRACE-FENTRY-MODULE
+bpftrace $TF -e "$FKOBJ { @args[str(${A}attr->attr.name)] = count(); }" -c "$WORK" 2>&1 | grep -v '^$' | head -n 5 |
+	out E2E-BPFTRACE-FENTRY-MODULE-ARGS
 $K/kfentry $K/kfentry.bpf.o -- $K/work.sh 2>&1 | out E2E-LIBBPF-fentry
 
 # --- a kernel without aliases: 'kasalias probe --index' (the index of the unaliased build, as
