@@ -207,9 +207,12 @@ class Btf:
         self._check_strings()
         self.start_id = base.next_id if base else 1
         self.start_str_off = base.str_end if base else 0
-        self.types: list[BtfType] = []
         self.type_bytes = body[self.type_off:self.type_off + self.type_len]
-        self._parse_types(self.type_bytes)
+        # Each type's offset, from a walk that checks what the kernel checks of its layout and
+        # name; the BtfType objects are made when first asked for: a module's split BTF needs
+        # only its base's type count and strings
+        self._offsets = self._walk_types(self.type_bytes)
+        self._types: list[BtfType] | None = None
         self._func_index: dict[str, list[int]] | None = None
         self._str_index: dict[bytes, int] | None = None
 
@@ -247,7 +250,7 @@ class Btf:
             raise _fail(self.what, "invalid string section (does not start with an empty string; split BTF "
                                    "without its base?)")
 
-    def _record_sizes(self, kind: int) -> tuple[int, int]:
+    def _record_sizes(self, kind: int, type_id: int) -> tuple[int, int]:
         fmts = _RECORDS.get(kind)
         if fmts is not None:
             return struct.calcsize(fmts[0]), struct.calcsize(fmts[1]) if fmts[1] else 0
@@ -258,42 +261,64 @@ class Btf:
             btf = btf.base
         if kind and btf is not None and kind * 4 + 4 <= len(btf.layout):
             return btf.layout[kind * 4], btf.layout[kind * 4 + 1]
-        raise _fail(self.what, f"type [{self.start_id + len(self.types)}]: unknown kind {kind}")
+        raise _fail(self.what, f"type [{type_id}]: unknown kind {kind}")
 
-    def _parse_types(self, sec: bytes) -> None:
+    def _walk_types(self, sec: bytes) -> list[int]:
         e, pos, n = self.endian, 0, len(sec)
         hdr = struct.Struct(e + "III")
-        append = self.types.append
-        next_id = self.start_id
+        offsets: list[int] = []
+        append = offsets.append
+        str_end = self.str_end
+        sizes: dict[int, tuple[int, int]] = {}
         while pos < n:
             if n - pos < 12:
-                raise _fail(self.what, f"type [{next_id}]: truncated at byte {pos} of the type section")
-            name_off, info, size_or_type = hdr.unpack_from(sec, pos)
-            kind, vlen = _kind(info), _vlen(info)
-            one, each = self._record_sizes(kind)
+                raise _fail(self.what, f"type [{self.start_id + len(offsets)}]: truncated at byte {pos} of the "
+                                       "type section")
+            name_off, info, _size_or_type = hdr.unpack_from(sec, pos)
+            kind, vlen = (info >> 24) & 0x7F, info & 0xFFFFFF  # _kind, _vlen
+            if kind not in sizes:
+                sizes[kind] = self._record_sizes(kind, self.start_id + len(offsets))
+            one, each = sizes[kind]
             end = pos + 12 + one + each * vlen
             if end > n:
-                raise _fail(self.what, f"type [{next_id}] ({KIND_NAMES.get(kind, kind)}, vlen {vlen}): "
-                                       f"runs past the type section")
-            name = self._name_or_fail(name_off, next_id)
-            append(BtfType(next_id, name_off, info, size_or_type, sec[pos + 12:end], name, e))
+                raise _fail(self.what, f"type [{self.start_id + len(offsets)}] ({KIND_NAMES.get(kind, kind)}, "
+                                       f"vlen {vlen}): runs past the type section")
+            if name_off >= str_end or name_off > BTF_MAX_NAME_OFFSET:  # btf_name_offset_valid
+                raise _fail(self.what, f"type [{self.start_id + len(offsets)}]: name offset {name_off} outside "
+                                       "the string section")
+            append(pos)
             pos = end
-            next_id += 1
-        if next_id - 1 > BTF_MAX_TYPE:
-            raise _fail(self.what, f"{next_id - 1} types: more than BTF allows")
+        if self.start_id + len(offsets) - 1 > BTF_MAX_TYPE:
+            raise _fail(self.what, f"{self.start_id + len(offsets) - 1} types: more than BTF allows")
+        return offsets
 
-    def _name_or_fail(self, off: int, type_id: int) -> str:
-        name = self.string_at(off)
-        if name is None:
-            raise _fail(self.what, f"type [{type_id}]: name offset {off} outside the string section")
-        return name
+    def _type_at(self, index: int) -> BtfType:
+        """This BTF's own type ``index`` (the walk checked its layout and name)."""
+        sec, pos = self.type_bytes, self._offsets[index]
+        name_off, info, size_or_type = struct.unpack_from(self.endian + "III", sec, pos)
+        end = self._offsets[index + 1] if index + 1 < len(self._offsets) else len(sec)
+        return BtfType(self.start_id + index, name_off, info, size_or_type, sec[pos + 12:end],
+                       self.string_at(name_off) or "", self.endian)
+
+    def kinds(self) -> list[int]:
+        """The kind of each of this BTF's own types, in id order (read without making the types)."""
+        info = struct.Struct(self.endian + "I")
+        sec = self.type_bytes
+        return [(info.unpack_from(sec, off + 4)[0] >> 24) & 0x7F for off in self._offsets]
+
+    @property
+    def types(self) -> list[BtfType]:
+        """This BTF's own types, in id order."""
+        if self._types is None:
+            self._types = [self._type_at(i) for i in range(len(self._offsets))]
+        return self._types
 
     # -- reading --------------------------------------------------------------------------
 
     @property
     def next_id(self) -> int:
         """The id the next type appended would get (a split BTF on this one starts there)."""
-        return self.start_id + len(self.types)
+        return self.start_id + len(self._offsets)
 
     @property
     def last_id(self) -> int:
@@ -323,9 +348,11 @@ class Btf:
         btf: Btf | None = self
         while btf is not None and type_id < btf.start_id:
             btf = btf.base
-        if btf is None or type_id - btf.start_id >= len(btf.types) or type_id <= 0:
+        if btf is None or type_id - btf.start_id >= len(btf._offsets) or type_id <= 0:
             raise _fail(self.what, f"no type [{type_id}] (types 1..{self.last_id})")
-        return btf.types[type_id - btf.start_id]
+        if btf._types is not None:
+            return btf._types[type_id - btf.start_id]
+        return btf._type_at(type_id - btf.start_id)
 
     def find_funcs(self, name: str, include_base: bool = True) -> list[BtfType]:
         """The FUNCs named ``name`` (base's first, then own), in id order."""
@@ -337,6 +364,13 @@ class Btf:
                     index.setdefault(t.name, []).append(t.id)
             self._func_index = index
         return found + [self.types[i - self.start_id] for i in self._func_index.get(name, ())]
+
+    def has_func(self, name: str) -> bool:
+        """Whether a FUNC is named ``name`` here or in the base. A base BTF's types name only its
+        own strings: without that string it has no such FUNC, and its types are not read."""
+        if self.base is not None:
+            return self.base.has_func(name) or bool(self.find_funcs(name, include_base=False))
+        return self.find_string(name.encode("latin-1")) is not None and bool(self.find_funcs(name, include_base=False))
 
     def func_proto_id(self, name: str, include_base: bool = True) -> int:
         """The FUNC_PROTO id of the one FUNC named ``name`` (several FUNCs of that name with
@@ -524,7 +558,7 @@ class BtfAppender:
         check_name(name, "BTF FUNC name")
         if linkage not in (FUNC_STATIC, FUNC_GLOBAL):  # btf_func_check_meta: vlen <= BTF_FUNC_GLOBAL
             raise _fail(what, f"FUNC {name!r}: linkage {linkage} not accepted by the kernel")
-        if name in self._names or self.btf.find_funcs(name):
+        if name in self._names or self.btf.has_func(name):
             raise _fail(what, f"FUNC {name!r} is already there")
         try:
             proto = self._proto(proto_id)

@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kasalias.btf import (KIND_CONST, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC_PROTO, KIND_FWD, KIND_INT,
-                          KIND_PTR, KIND_RESTRICT, KIND_STRUCT, KIND_TYPE_TAG, KIND_TYPEDEF, KIND_UNION,
-                          KIND_VOLATILE, Btf, BtfAppender)
+from kasalias.btf import (KIND_ARRAY, KIND_CONST, KIND_DATASEC, KIND_DECL_TAG, KIND_ENUM, KIND_ENUM64, KIND_FLOAT,
+                          KIND_FUNC, KIND_FUNC_PROTO, KIND_FWD, KIND_INT, KIND_PTR, KIND_RESTRICT, KIND_STRUCT,
+                          KIND_TYPE_TAG, KIND_TYPEDEF, KIND_UNION, KIND_VAR, KIND_VOLATILE, Btf, BtfAppender)
 from kasalias.dwarfscan import TAG_FORMAL_PARAMETER, TAG_UNSPECIFIED_PARAMETERS
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ _NAMED = {_BASE: "I", _TYPEDEF: "T", _STRUCT: "S", _UNION: "U", _ENUM: "E"}
 _BTF_WRAPPERS = {KIND_PTR: "P", KIND_CONST: "C", KIND_VOLATILE: "V", KIND_RESTRICT: "R"}
 _BTF_NAMED = {KIND_INT: "I", KIND_FLOAT: "I", KIND_TYPEDEF: "T", KIND_STRUCT: "S", KIND_UNION: "U",
               KIND_ENUM: "E", KIND_ENUM64: "E"}
+_UNNAMED_KINDS = frozenset({KIND_FUNC, KIND_VAR, KIND_DATASEC, KIND_DECL_TAG, KIND_ARRAY})  # render() gives None
 _DEPTH = 32  # type chains are short; a longer one is a loop in corrupt input
 
 
@@ -149,13 +150,21 @@ class BtfTypes:
         """The type ids whose string form is ``form``, in id order."""
         if self._ids is None:
             index: dict[str, list[int]] = {}
-            for type_id in range(1 if self.base is None else self.btf.start_id, self.btf.next_id):
-                r = self.render(type_id)
-                if r is not None:
-                    index.setdefault(r, []).append(type_id)
+            if self.base is None and self.btf.base is not None:  # no BtfTypes of the base: indexed here
+                self._index_types(self.btf.base, index)
+            self._index_types(self.btf, index)
             self._ids = index
         own = self._ids.get(form, [])
         return self.base.ids(form) + own if self.base is not None else own
+
+    def _index_types(self, btf: Btf, index: dict[str, list[int]]) -> None:
+        """``btf``'s own types by form, but for the kinds no form names (half of vmlinux's types
+        are FUNCs: they are not even read)."""
+        for type_id, kind in enumerate(btf.kinds(), btf.start_id):
+            if kind not in _UNNAMED_KINDS:
+                r = self.render(type_id)
+                if r is not None:
+                    index.setdefault(r, []).append(type_id)
 
     def type_id(self, form: str) -> int | None:
         """The one type of this form (0 for void); None if there is none or several that are
