@@ -217,19 +217,20 @@ def copy_func_names(path: StrPath) -> frozenset[str]:
 # A module's split BTF (the module step, modwriter; NOTES.md "fentry/fexit on one copy")
 
 
-class VmlinuxBtf:
-    """vmlinux's BTF, on which the modules' split BTF is made, and its types by form: read
-    once for a group of modules, when a module first needs them."""
+class BaseBtf:
+    """The BTF a module's split BTF is made on, and its types by form, each read when first
+    needed: vmlinux's (``path``: read once for a group of modules), or a module's own
+    distilled ``.BTF.base`` (``btf``)."""
 
-    def __init__(self, path: StrPath) -> None:
+    def __init__(self, path: StrPath | None = None, btf: Btf | None = None) -> None:
         self.path = path
-        self._btf: Btf | None = None
+        self._btf = btf
         self._types: BtfTypes | None = None
 
     @property
     def btf(self) -> Btf:
         if self._btf is None:
-            self._btf = Btf(read_btf_file(self.path), what=f"{self.path}: .BTF")
+            self._btf = Btf(read_btf_file(self.path or ""), what=f"{self.path}: .BTF")
         return self._btf
 
     def types(self) -> BtfTypes:
@@ -264,7 +265,7 @@ def module_ftrace_locations(img: ElfImage) -> tuple[dict[int, list[int]], int] |
     return out, before
 
 
-def module_copy_funcs(img: ElfImage, picks: list[tuple[Symbol, str]], vmlinux: VmlinuxBtf,
+def module_copy_funcs(img: ElfImage, picks: list[tuple[Symbol, str]], vmlinux: BaseBtf,
                       paths: PathMapper | None = None) -> tuple[bytes, list[tuple[Symbol, str]], list[str]] | None:
     """The module's ``.BTF`` with a FUNC for each function copy of ``picks`` that can have one;
     the (symbol, FUNC name) of those added; the reasons for those left out. Its base is the
@@ -275,12 +276,9 @@ def module_copy_funcs(img: ElfImage, picks: list[tuple[Symbol, str]], vmlinux: V
     if sec is None or not texts:
         return None
     distilled = img.section_by_name(".BTF.base")
-    if distilled is None:
-        base, base_types = vmlinux.btf, vmlinux.types
-    else:
-        base = Btf(img.section_data(distilled), what=f"{img.path}: .BTF.base")
-        base_types = _types_of(base)
-    btf = Btf(img.section_data(sec), base, what=f"{img.path}: .BTF")
+    base = vmlinux if distilled is None else BaseBtf(btf=Btf(img.section_data(distilled),
+                                                             what=f"{img.path}: .BTF.base"))
+    btf = Btf(img.section_data(sec), base.btf, what=f"{img.path}: .BTF")
     locations, before = module_ftrace_locations(img) or (None, 0)
     keep, untraced = [], []
     for sym, alias in texts:
@@ -300,7 +298,7 @@ def module_copy_funcs(img: ElfImage, picks: list[tuple[Symbol, str]], vmlinux: V
     def types() -> BtfTypes:
         from kasalias.signature import BtfTypes
 
-        return BtfTypes(btf, base_types())
+        return BtfTypes(btf, base.types())
 
     with contextlib.ExitStack() as stack:
         def dwarf() -> DwarfSource:
@@ -311,11 +309,3 @@ def module_copy_funcs(img: ElfImage, picks: list[tuple[Symbol, str]], vmlinux: V
         app = BtfAppender(btf)
         added, problems = copy_funcs(keep, app, img.path, dwarf, types, reuse)
         return app.to_bytes(), added, sorted(problems + untraced)
-
-
-def _types_of(btf: Btf) -> Callable[[], BtfTypes]:
-    def types() -> BtfTypes:
-        from kasalias.signature import BtfTypes
-
-        return BtfTypes(btf)
-    return types

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from kasalias.aliastable import ALIAS_FIRST, AliasTable, module_name, read_aliases
 from kasalias.elfwrite import layout
 from kasalias.errors import KasaliasError
-from kasalias.fentry import VmlinuxBtf, module_copy_funcs
+from kasalias.fentry import BaseBtf, module_copy_funcs
 from kasalias.fsutil import check_output as check_paths
 from kasalias.fsutil import copy_file, create_temp_beside, same_contents
 from kasalias.symbols import (ELF64_SYM, SHN_LORESERVE, SHN_XINDEX, SHT_GROUP, SHT_LLVM_ADDRSIG, SHT_NOBITS,
@@ -80,7 +80,7 @@ class ModuleStep:
                  policy: Policy | None = None, objcopy: str | None = None, btf_base: StrPath | None = None) -> None:
         self.aliases, self.symbfreq, self.paths, self.policy = aliases, symbfreq, paths, policy
         self.objcopy = objcopy
-        self.vmlinux_btf = VmlinuxBtf(btf_base) if btf_base is not None else None
+        self.vmlinux_btf = BaseBtf(btf_base) if btf_base is not None else None
         self._taken: frozenset[str] | None = None
 
     def taken(self) -> frozenset[str]:

@@ -63,9 +63,9 @@ def test_each_userland_has_its_own_pahole(pahole: tuple[str, list[str], tuple[in
     assert version == (1, 24) if suite == "bookworm" else version >= ((1, 31) if suite == "sid" else (1, 25)), version
 
 
-def _section(path: Path) -> bytes:
-    out = path.with_suffix(path.suffix + ".sec")
-    _run("objcopy", "--dump-section", f".BTF={out}", path, path.with_suffix(".dumped"))
+def _section(path: Path, name: str = ".BTF") -> bytes:
+    out = path.with_name(f"{path.name}{name}")
+    _run("objcopy", "--dump-section", f"{name}={out}", path, path.with_name(f"{path.name}.dumped"))
     return out.read_bytes()
 
 
@@ -122,3 +122,41 @@ def test_vmlinux_and_module_btf_of_each_pahole(pahole: tuple[str, list[str], tup
     # 1.24 kept one copy's FUNC under the bare name; consistent_func (1.26+) drops a name whose
     # copies' signatures differ: fentry had no way to any copy before these FUNCs
     assert len(bare) == (1 if version < (1, 26) else 0), (suite, version, bare)
+
+
+def test_module_with_a_distilled_base(pahole: tuple[str, list[str], tuple[int, int]], tmp_path: Path) -> None:
+    """A module built out of tree with pahole 1.26+ carries a distilled base (.BTF.base, 6.12's
+    MODULE_PAHOLE_FLAGS) that the kernel relocates onto its own BTF at load: kasalias appends the
+    FUNCs on that base, not on vmlinux's."""
+    suite, argv, version = pahole
+    if version < (1, 26):
+        pytest.skip(f"pahole {version[0]}.{version[1]} makes no distilled base")
+    (tmp_path / "k.c").write_text("struct foo { int x; };\nint use_k(struct foo *f) { return f->x; }\n")
+    _run("gcc", "-g", "-O2", "-c", tmp_path / "k.c", "-o", tmp_path / "k.o")
+    vmlinux = tmp_path / "vmlinux"
+    _run("ld", "-o", vmlinux, "-e", "use_k", tmp_path / "k.o")
+    _run(*argv, "-J", f"--btf_encode_detached={tmp_path / 'vmlinux.BTF'}", vmlinux)
+    _run("objcopy", "--add-section", f".BTF={tmp_path / 'vmlinux.BTF'}", vmlinux)
+    for name, src in MODULE_SOURCES.items():
+        (tmp_path / name).write_text(src)
+        _run("gcc", "-g", "-O2", "-pg", "-mfentry", "-mrecord-mcount", "-c", tmp_path / name, "-o",
+             tmp_path / f"{name[:-2]}.o")
+    ko = tmp_path / "mod.ko"
+    _run("ld", "-r", "-o", ko, *(tmp_path / f"{n[:-2]}.o" for n in MODULE_SOURCES))
+    proc = subprocess.run([*argv, "-J", *kernel_flags(version), "--btf_features=distilled_base", "--btf_base",
+                           str(vmlinux), str(ko)], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "LLVM_OBJCOPY": "objcopy"})  # pahole adds the sections
+    assert proc.returncode == 0, proc.stderr
+    run_kasalias("analyze", "--vmlinux", vmlinux, "--module", ko, "--srctree", tmp_path, "-o", tmp_path / "an")
+    aliased = tmp_path / "mod.ko.aliased"
+    run_kasalias("module", "--aliases", tmp_path / "an" / "modules.symalias", "--btf-base", vmlinux, ko, aliased)
+    distilled = Btf(_section(aliased, ".BTF.base"), what="distilled base")
+    assert _section(aliased, ".BTF.base") == _section(ko, ".BTF.base")
+    split = Btf(_section(aliased), distilled, what=f"{suite}: mod.ko.aliased")
+    types = BtfTypes(split, BtfTypes(distilled))
+    for name, (form, names) in MODULE_FUNCS.items():
+        if not name.startswith("dup."):
+            continue  # 'one' is not in this vmlinux: no alias
+        (func,) = split.find_funcs(name)
+        proto = split.proto(func.size_or_type)
+        assert types.render(proto.id) == form and tuple(p.name for p in proto.params) == names, (suite, name)
