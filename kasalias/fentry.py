@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import re
 import struct
 from collections import Counter
 from typing import TYPE_CHECKING, Callable
@@ -31,7 +32,8 @@ from kasalias.btf import KIND_FUNC, Btf, BtfAppender, alias_btf_name
 from kasalias.elfwrite import with_section
 from kasalias.errors import KasaliasError
 from kasalias.fsutil import open_input, read_input, write_atomic
-from kasalias.symbols import ELF64_SYM, EM_AARCH64, SHT_RELA, ElfImage, base_name
+from kasalias.loader_rules import FTRACE_CALLSITES
+from kasalias.symbols import ELF64_SYM, MACHINES, SHT_RELA, ElfImage, base_name
 
 if TYPE_CHECKING:
     from kasalias.aliastable import AliasTable
@@ -41,13 +43,17 @@ if TYPE_CHECKING:
     from kasalias.symbols import Section, Symbol
 
 _ELF_MAGIC = b"\x7fELF"
-# Where a module lists the places ftrace patches: the loader's FTRACE_CALLSITE_SECTION
-# (kernel/module/main.c): __mcount_loc (x86: objtool or recordmcount), else, where ftrace uses
-# the compiler's nops, __patchable_function_entries (arm64). x86 has the latter too, for its call
-# padding (16 bytes before each function), not for ftrace: __mcount_loc goes first.
-_FTRACE_CALLSITES = ("__mcount_loc", "__patchable_function_entries")
-# arm64 with DYNAMIC_FTRACE_WITH_CALL_OPS: two of the nops come before the function's symbol
-_CALLSITE_BEFORE = {EM_AARCH64: 8}
+# A static that LTO made global keeps its arguments under a new name: Clang ThinLTO's
+# ``foo.llvm.<hash>``, GCC LTO's ``foo.lto_priv.<n>``
+_PROMOTED = re.compile(r"\.(?:llvm|lto_priv)\.\d+$")
+
+
+def is_clone(name: str) -> bool:
+    """Whether a function symbol is a compiler clone (``foo.isra.0``, ``foo.constprop.0``,
+    ``foo.part.0``, ``foo.cold``), whose arguments need not be its declaration's; a static
+    promoted by LTO is the function itself."""
+    name = _PROMOTED.sub("", name)
+    return base_name(name) != name
 
 
 def copy_funcs(picks: list[tuple[Symbol, str]], app: BtfAppender, where: str,
@@ -63,7 +69,7 @@ def copy_funcs(picks: list[tuple[Symbol, str]], app: BtfAppender, where: str,
     protos: dict[int, int] = {}  # symbol index -> FUNC_PROTO id
     need_dwarf: list[tuple[Symbol, str]] = []
     for sym, alias in texts:
-        if base_name(sym.name) != sym.name:
+        if is_clone(sym.name):
             problems.append(f"{where}: {alias}: a compiler clone; its arguments are not its declaration's: "
                             "no BTF FUNC")
             continue
@@ -246,10 +252,11 @@ def module_ftrace_locations(img: ElfImage) -> tuple[dict[int, list[int]], int] |
     relocations of its callsite table (each entry is relocated to its place at load), and how
     far before a function's symbol its entry may be. None when it has no table (a kernel
     without ftrace: nothing to check)."""
-    table = next((s for name in _FTRACE_CALLSITES for s in img.sections if s.name == name), None)
-    if table is None:
+    found = next(((s, before) for name, before in FTRACE_CALLSITES[MACHINES[img.machine]]
+                  for s in img.sections if s.name == name), None)
+    if found is None:
         return None
-    before = _CALLSITE_BEFORE.get(img.machine, 0) if table.name == "__patchable_function_entries" else 0
+    table, before = found
     out: dict[int, list[int]] = {}
     symtab = img.section_view(img.symtab)
     for rela in img.sections:

@@ -11,7 +11,17 @@ from __future__ import annotations
 from kasalias.series import DEFAULT_SERIES, Version, loader_unallocated, stand_in
 from kasalias.symbols import SHF_ALLOC, SHF_EXECINSTR, SHN_UNDEF
 
-__all__ = ["module_init_layout_section", "module_keeps", "module_lookup_ignores"]
+__all__ = ["FTRACE_CALLSITES", "module_init_layout_section", "module_keeps", "module_lookup_ignores"]
+
+# Where a module lists the places ftrace patches, by architecture (the loader's
+# FTRACE_CALLSITE_SECTION, kernel/module/main.c, 6.1 to 7.3): the compiler's nop table where the
+# arch's ftrace uses it (CC_USING_PATCHABLE_FUNCTION_ENTRY: arm64), else __mcount_loc. x86's
+# __patchable_function_entries is its call padding's, never ftrace's. Each entry: (section, how
+# far before a function's symbol its entry may lie: arm64's CALL_OPS puts two nops before it).
+FTRACE_CALLSITES: dict[str, tuple[tuple[str, int], ...]] = {
+    "x86_64": (("__mcount_loc", 0),),
+    "arm64": (("__patchable_function_entries", 8), ("__mcount_loc", 0)),
+}
 
 
 def module_init_layout_section(section_name: str, module_unload: bool = True, arch: str = "x86") -> bool:

@@ -131,7 +131,7 @@ class Variant:
 # GCC kernel also carries what the tracers need (kernel-trace.config): tests/test_tracers.py
 # boots it again with a Debian userspace.
 TRACE = Variant("6.12", fragments=("trace",), kas_alias="first")
-# 7.3 has vmlinux BTF too (kernel-btf.config): 7.x's BTF hook in scripts/gen-btf.sh
+# 7.3 has vmlinux and module BTF too (kernel-btf.config): 7.x's BTF hook in scripts/gen-btf.sh
 VARIANTS = [TRACE, Variant("6.1"), Variant("7.3", fragments=("btf",)), Variant("6.12", "arm64"),
             Variant("6.12", llvm=True)]
 # What CI's time cannot hold, run only when KASALIAS_E2E names them (tests/e2e/outside-ci runs
@@ -257,7 +257,7 @@ def test_vmlinux_btf_has_a_func_per_copy_named_in_kallsyms(guest: Guest) -> None
 
 
 def test_module_btf_has_a_func_per_copy_named_in_kallsyms(guest: Guest) -> None:
-    """With module BTF (the TRACE variant), each X.ko.aliased's split BTF holds a FUNC per
+    """With module BTF (the TRACE and 7.3 variants), each X.ko.aliased's split BTF holds a FUNC per
     aliased function copy that can have one, the module loaded (a BTF the kernel refuses
     refuses the module), sysfs serves that BTF, and the module's kallsyms lists each FUNC's
     name at its copy's address."""

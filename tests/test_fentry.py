@@ -377,3 +377,35 @@ def test_module_step_on_the_wrong_base_fails_cleanly(module: dict[str, Path], tm
                         out, check=False)
     assert proc.returncode != 0 and proc.stderr.startswith("kasalias: error: "), proc.stderr
     assert len(proc.stderr.splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("name, clone", [("dup", False), ("dup.isra.0", True), ("dup.constprop.0", True),
+                                         ("dup.part.0", True), ("dup.cold", True), ("get_block.llvm.1278283747", False),
+                                         ("dup.lto_priv.0", False), ("dup.isra.0.llvm.5", True)])
+def test_a_static_lto_promoted_is_not_a_clone(name: str, clone: bool) -> None:
+    """ThinLTO renames a static it makes global (minix's get_block.llvm.<hash> in the Clang
+    kernel): the same function and arguments, so it gets its FUNC; a clone does not."""
+    from kasalias.fentry import is_clone
+
+    assert is_clone(name) == clone
+
+
+def test_module_of_a_kernel_without_function_tracer(module: dict[str, Path], tmp_path: Path) -> None:
+    """x86 with call padding and no function tracer (the e2e 7.3 kernel): the module has
+    __patchable_function_entries, which is the padding's, not ftrace's, and no __mcount_loc:
+    nothing says where ftrace patches, so every copy gets its FUNC, as pahole gives one."""
+    from conftest import run_kasalias
+
+    for name, src in MODULE_SOURCES.items():
+        (tmp_path / name).write_text(src)
+        _run("gcc", "-g", "-O2", "-fpatchable-function-entry=16,16", "-c", tmp_path / name, "-o",
+             tmp_path / f"{name[:-2]}.o")
+    ko = tmp_path / "mod.ko"
+    _run("ld", "-r", "-o", ko, *(tmp_path / f"{n[:-2]}.o" for n in MODULE_SOURCES))
+    _run("pahole", "-J", "--btf_base", module["vmlinux"], ko)
+    run_kasalias("analyze", "--vmlinux", module["vmlinux"], "--module", ko, "--srctree", tmp_path, "-o", tmp_path)
+    out = tmp_path / "mod.ko.aliased"
+    run_kasalias("module", "--aliases", tmp_path / "modules.symalias", "--btf-base", module["vmlinux"], ko, out)
+    split = Btf(_section(out, ".BTF"), Btf(_btf(module["vmlinux"])))
+    names = {t.name for t in split.types if t.kind == KIND_FUNC and "." in t.name}
+    assert names == {*MODULE_FUNCS, "quiet.m2_c_2", "quiet.m3_c_1"}, names

@@ -20,7 +20,7 @@ PACKAGE = ROOT / "kasalias"
 # commands (a module built out of tree imports the analysis when it gets there).
 # (The command line's parser names probe's tools and the known series: probe, index, series.)
 STEP_KASALIAS = {"kasalias", "kasalias.aliastable", "kasalias.btf", "kasalias.buildid", "kasalias.cli",
-                 "kasalias.elfwrite", "kasalias.errors", "kasalias.fentry", "kasalias.fsutil", "kasalias.index", "kasalias.modwriter", "kasalias.probe",
+                 "kasalias.elfwrite", "kasalias.errors", "kasalias.fentry", "kasalias.fsutil", "kasalias.loader_rules", "kasalias.index", "kasalias.modwriter", "kasalias.probe",
                  "kasalias.resources", "kasalias.series", "kasalias.symbols"}
 STEP_NEVER = ("elftools", "http", "jinja2", "kasalias.analysis", "kasalias.dwarfscan", "kasalias.srcloc", "urllib.request")
 
