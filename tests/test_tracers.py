@@ -73,7 +73,8 @@ def build_kfentry(out: Path, aliases: Path) -> tuple[Path, Path]:
     """tests/e2e/tracers/kfentry: SEC("fentry/NAME") programs on the BTF FUNCs of net-sysfs's and
     perf's type_show (vmlinux), kobject-example's foo_show and minix's V1 get_block (modules),
     NAME as the build's alias table gives it, '@' spelled '.'."""
-    wanted = {"NET": ("vmlinux", "type_show@net_core_net_sysfs_c_"), "PERF": ("vmlinux", "type_show@kernel_events_core_c_"),
+    wanted = {"NET": ("vmlinux", "type_show@net_core_net_sysfs_c_"),
+              "PERF": ("vmlinux", "type_show@kernel_events_core_c_"),
               "KOBJ": ("kobject_example", "foo_show@samples_kobject_kobject_example_c_"),
               "V1": ("minix", "get_block@")}
     names = {}
