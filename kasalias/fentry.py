@@ -177,6 +177,20 @@ def _has_location(locations: list[int], start: int, size: int) -> bool:
     return i < len(locations) and locations[i] < start + max(size, 1)
 
 
+def _traceable(picks: list[tuple[Symbol, str]], where: str, located: Callable[[Symbol], bool] | None,
+               ) -> tuple[list[tuple[Symbol, str]], list[str]]:
+    """``picks`` without the function copies ftrace cannot patch (``located`` false; None: the
+    image says nothing of ftrace, keep all), and a reason for each left out."""
+    keep, untraced = [], []
+    for sym, alias in picks:
+        if located is not None and sym.is_text and not located(sym):
+            untraced.append(f"{where}: {alias}: no ftrace location (notrace, or not instrumented): "
+                            "fentry cannot attach: no BTF FUNC")
+        else:
+            keep.append((sym, alias))
+    return keep, untraced
+
+
 def vmlinux_copy_funcs(src: StrPath, dst: StrPath, dwarf_path: StrPath, table: AliasTable,
                        paths: PathMapper) -> tuple[int, list[str]]:
     """Write ``dst``: vmlinux's BTF ``src`` (raw, or an object file's ``.BTF``; written in the
@@ -197,15 +211,9 @@ def vmlinux_copy_funcs(src: StrPath, dst: StrPath, dwarf_path: StrPath, table: A
         dwarf = stack.enter_context(DwarfSource(img, paths))
         pairs = table.by_key(VMLINUX, img.symbols, img.file_groups(), img.hidden_symbols())
         locations = ftrace_locations(img)
-        picks, untraced = [], []
-        for row, sym in pairs:
-            if sym is None:
-                continue
-            if locations is not None and sym.is_text and not _has_location(locations, img.address(sym), sym.size):
-                untraced.append(f"{img.path}: {row.alias}: no ftrace location (notrace, or not instrumented): "
-                                "fentry cannot attach: no BTF FUNC")
-            else:
-                picks.append((sym, row.alias))
+        picks, untraced = _traceable([(sym, row.alias) for row, sym in pairs if sym is not None], img.path, None
+                                     if locations is None else
+                                     lambda sym: _has_location(locations, img.address(sym), sym.size))
         app = BtfAppender(btf)
         added, problems = copy_funcs(picks, app, img.path, lambda: dwarf, lambda: BtfTypes(btf))
         out = app.to_bytes()
@@ -286,15 +294,9 @@ def module_copy_funcs(img: ElfImage, picks: list[tuple[Symbol, str]], vmlinux: B
     base = vmlinux if distilled is None else BaseBtf(btf=Btf(img.section_data(distilled),
                                                              what=f"{img.path}: .BTF.base"))
     btf = Btf(img.section_data(sec), base.btf, what=f"{img.path}: .BTF")
-    locations, before = module_ftrace_locations(img) or (None, 0)
-    keep, untraced = [], []
-    for sym, alias in texts:
-        at = locations.get(sym.shndx, []) if locations is not None else None
-        if at is not None and not _has_location(at, sym.value - before, sym.size + before):
-            untraced.append(f"{img.path}: {alias}: no ftrace location (notrace, or not instrumented): "
-                            "fentry cannot attach: no BTF FUNC")
-        else:
-            keep.append((sym, alias))
+    found = module_ftrace_locations(img)
+    keep, untraced = _traceable(texts, img.path, None if found is None else lambda sym: _has_location(
+        found[0].get(sym.shndx, []), sym.value - found[1], sym.size + found[1]))
     counts = Counter(s.name for s in img.symbols if s.is_text)
 
     def reuse(sym: Symbol) -> int | None:

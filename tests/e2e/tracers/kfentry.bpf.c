@@ -28,34 +28,14 @@ static __always_inline int count(__u32 key)
 	return 0;
 }
 
-SEC("fentry/" NET)
-int net_fentry(unsigned long long *ctx)
-{
-	return count(0);
-}
+/* one program per target, counting into hits[key] */
+#define COUNTER(section, name, key) \
+	SEC(section) int name(unsigned long long *ctx) { return count(key); }
 
-SEC("fexit/" NET)
-int net_fexit(unsigned long long *ctx)
-{
-	return count(1);
-}
-
-SEC("fentry/" PERF)
-int perf_fentry(unsigned long long *ctx)
-{
-	return count(2);
-}
-
-SEC("fentry/" KOBJ)
-int kobj_fentry(unsigned long long *ctx)
-{
-	return count(3);
-}
-
-SEC("fexit/" V1)
-int v1_fexit(unsigned long long *ctx)
-{
-	return count(4);
-}
+COUNTER("fentry/" NET, net_fentry, 0)
+COUNTER("fexit/" NET, net_fexit, 1)
+COUNTER("fentry/" PERF, perf_fentry, 2)
+COUNTER("fentry/" KOBJ, kobj_fentry, 3)
+COUNTER("fexit/" V1, v1_fexit, 4)
 
 char LICENSE[] SEC("license") = "GPL";
